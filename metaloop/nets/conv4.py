@@ -1,0 +1,83 @@
+"""Conv-4, the standard few-shot backbone (Vinyals et al. 2016; Finn et al. 2017; Snell et al. 2017).
+
+Four blocks of 3x3 convolution (64 filters) → batch norm → ReLU → 2x2 max-pool. The MAML paper's
+Omniglot variant replaces max-pooling by stride-2 convolutions (``downsample="stride"``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, nn
+
+from metaloop.nets.batchnorm import TaskBatchNorm
+
+Norm = Literal["task", "batch", "none"]
+
+
+def _norm_layer(norm: Norm, channels: int) -> nn.Module:
+    if norm == "task":
+        return TaskBatchNorm(channels)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {norm!r}; use 'task', 'batch' or 'none'")
+
+
+def conv_block(in_ch: int, out_ch: int, norm: Norm, downsample: str) -> nn.Sequential:
+    stride = 2 if downsample == "stride" else 1
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1),
+        _norm_layer(norm, out_ch),
+        nn.ReLU(),
+    ]
+    if downsample == "max":
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+def conv4_output_size(image_size: int, blocks: int = 4, downsample: str = "max") -> int:
+    """Spatial side after the blocks: 28 → 1 (max-pool), 84 → 5, 28 → 2 (stride)."""
+    size = image_size
+    for _ in range(blocks):
+        size = size // 2 if downsample == "max" else (size + 1) // 2
+    return size
+
+
+class Conv4(nn.Module):
+    """Conv-4 embedding, optionally followed by a linear classifier head named ``head``.
+
+    ``out_features=None`` gives the flattened embedding (metric learners); an integer adds the head
+    (MAML, ANIL adapts only ``head.*``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_features: int | None = None,
+        hidden: int = 64,
+        image_size: int = 28,
+        norm: Norm = "task",
+        downsample: Literal["max", "stride"] = "max",
+        blocks: int = 4,
+    ) -> None:
+        super().__init__()
+        if downsample not in ("max", "stride"):
+            raise ValueError(f"unknown downsample {downsample!r}; use 'max' or 'stride'")
+        chans = [in_channels] + [hidden] * blocks
+        self.features = nn.Sequential(
+            *[conv_block(chans[i], chans[i + 1], norm, downsample) for i in range(blocks)]
+        )
+        side = conv4_output_size(image_size, blocks, downsample)
+        if side < 1:
+            raise ValueError(f"image_size {image_size} is too small for {blocks} downsampling blocks")
+        self.embedding_dim = hidden * side * side
+        self.head = nn.Linear(self.embedding_dim, out_features) if out_features else None
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.features(x).flatten(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.embed(x)
+        return self.head(z) if self.head is not None else z
