@@ -13,10 +13,11 @@ def register(subparsers) -> None:
         "demo", help="meta-train MAML on sinusoids (no data needed), report MSE before/after adaptation",
         description="Meta-train MAML on the sinusoid task family (Finn et al. 2017), print the MSE on "
                     "held-out tasks before and after adaptation, and write a plot of adapted curves.")
-    parser.add_argument("--iterations", type=int, default=d.iterations, help=f"meta-iterations ({d.iterations})")
-    parser.add_argument("--meta-batch", type=int, default=d.meta_batch, help=f"tasks per iteration ({d.meta_batch})")
-    parser.add_argument("--shots", type=int, default=d.shots, help=f"support points K ({d.shots})")
-    parser.add_argument("--episodes", type=int, default=d.episodes, help=f"held-out test tasks ({d.episodes})")
+    for flag, default, text in (("--iterations", d.iterations, "meta-iterations"),
+                                ("--meta-batch", d.meta_batch, "tasks per meta-iteration"),
+                                ("--shots", d.shots, "support points K"),
+                                ("--episodes", d.episodes, "held-out test tasks")):
+        parser.add_argument(flag, type=int, default=default, help=f"{text} (default {default})")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--out", default=d.out, help=f"output folder ({d.out})")
     parser.set_defaults(func=run)
