@@ -20,7 +20,6 @@ from pathlib import Path
 from metaloop.data.base import ClassDataset, Splits
 from metaloop.data.omniglot import _load
 from metaloop.data.root import resolve_data_root
-from metaloop.tasks.augment import rotate_classes
 
 SPLITS = ("vinyals", "lake")
 LAKE_VAL_ALPHABETS = ("Armenian", "Bengali", "Early_Aramaic", "Hebrew", "Mkhedruli_(Georgian)")
@@ -67,6 +66,8 @@ def _rotated(base: ClassDataset, wanted: list[tuple[str, int]], path: Path, name
                 f"omniglot: {path} names character {char!r}, which is not in the Omniglot zips; "
                 "the split file does not match this data"
             )
+    from metaloop.tasks.augment import rotate_classes  # here: tasks imports data at import time
+
     chars = list(dict.fromkeys(char for char, _ in wanted))
     angles = sorted({a for _, a in wanted})
     rotated = rotate_classes(base.subset_by_names(chars), angles)
@@ -115,6 +116,8 @@ def load_omniglot(
             groups["val"].append(i)
         else:
             groups["train"].append(i)
+    from metaloop.tasks.augment import rotate_classes
+
     parts = {}
     for s, ix in groups.items():
         ds = base.subset(ix, name=f"omniglot-lake-{s}")
