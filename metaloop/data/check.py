@@ -22,6 +22,7 @@ from metaloop.data.root import canonical_name, resolve_data_root
 
 OMNIGLOT_EXPECTED = {BACKGROUND_ZIP: (30, 964, 19280), EVALUATION_ZIP: (20, 659, 13180)}
 VINYALS_EXPECTED = {"train": 4112, "val": 688, "test": 1692}
+DRAWINGS_PER_CHARACTER = 20
 DATASETS = ("omniglot", "mini_imagenet")
 
 
@@ -91,13 +92,14 @@ def _check_omniglot(root: Path) -> tuple[bool, str, list[str]]:
                 continue
         alphabets = {c.split("/")[0] for c in chars}
         images = sum(len(v) for v in chars.values())
-        short = [c for c, v in chars.items() if len(v) != 20]
+        short = [c for c, v in chars.items() if len(v) != DRAWINGS_PER_CHARACTER]
         details.append(f"{filename}: {len(alphabets)} alphabets, {len(chars)} characters, "
                        f"{images} images")
         if (len(alphabets), len(chars), images) != (n_alpha, n_char, n_img) or short:
             problems.append(f"{filename} holds {len(alphabets)} alphabets / {len(chars)} characters "
                             f"/ {images} images, expected {n_alpha} / {n_char} / {n_img}"
-                            + (f" ({short[0]} has {len(chars[short[0]])} drawings, not 20)"
+                            + (f" ({short[0]} has {len(chars[short[0]])} drawings, "
+                               f"not {DRAWINGS_PER_CHARACTER})"
                                if short else ""))
         characters |= set(chars)
         n_images += images
@@ -150,7 +152,7 @@ def _check_mini_imagenet(root: Path) -> tuple[bool, str, list[str]]:
         want = mi.EXPECTED_CLASSES[split]
         if len(per_class) != want or set(per_class.values()) != {mi.IMAGES_PER_CLASS}:
             problems.append(f"splits/ravi/{split}.csv: {len(per_class)} classes, sizes "
-                            f"{sorted(set(per_class.values()))}; expected {want} x 600")
+                            f"{sorted(set(per_class.values()))}; expected {want} x {mi.IMAGES_PER_CLASS}")
         zpath = mi.split_zip(root, split)
         if not zpath.is_file():
             missing.append(split)
@@ -167,13 +169,14 @@ def _check_mini_imagenet(root: Path) -> tuple[bool, str, list[str]]:
                             f"{split}.csv (first {absent[0]!r})")
             continue
         good.append(split)
-        details.append(f"{split}: {len(per_class)} classes x 600 images present")
+        details.append(f"{split}: {len(per_class)} classes x {mi.IMAGES_PER_CLASS} images present")
     sums = _checksums(root, problems, details)
     if problems or not good:
         why = problems or ["no split has its images (" + ", ".join(
             f"images_{s}.zip" for s in missing) + f" expected in {root})"]
         return False, "mini_imagenet: FAILED — " + "; ".join(why), details
-    summary = ", ".join(f"{s} ({mi.EXPECTED_CLASSES[s]} classes x 600)" for s in good)
+    summary = ", ".join(
+        f"{s} ({mi.EXPECTED_CLASSES[s]} classes x {mi.IMAGES_PER_CLASS})" for s in good)
     if missing:
         where = ", ".join(str(mi.split_zip(root, s)) for s in missing)
         return True, (f"mini_imagenet: PARTIAL — {summary} OK, {sums}; "

@@ -43,16 +43,28 @@ def rotate_classes(
         raise ValueError(f"rotate_classes: repeated angles in {angles}")
     data = dataset.data
     if data.dim() < 3:
-        raise ValueError(f"rotate_classes: expected images [n, C, H, W], got shape {tuple(data.shape)}")
+        raise ValueError(
+            f"rotate_classes: expected images [n, C, H, W], got shape {tuple(data.shape)}"
+        )
     if data.shape[-1] != data.shape[-2] and any(a in (90, 270) for a in angles):
         raise ValueError(
             f"rotate_classes: images are {data.shape[-2]}x{data.shape[-1]}; a 90/270 degree turn "
             "of a non-square image changes its shape. Resize to a square first."
         )
-    n_angles = len(angles)
+    n_angles, n = len(angles), len(dataset)
     rotated = torch.cat([torch.rot90(data, a // 90, dims=(-2, -1)) for a in angles])
+    # Group examples by new class without a sort: class c's examples (in their order) go to
+    # rows start'(c) + a * size(c) + j, with start'(c) = n_angles * start(c).
+    sizes = dataset.class_sizes()
+    by_class = torch.cat([dataset.indices_of(c) for c in range(dataset.num_classes)] or
+                         [torch.zeros(0, dtype=torch.long)])
+    cls = dataset.targets[by_class]
+    start = torch.cumsum(sizes, 0) - sizes
+    within = torch.arange(n) - start[cls]
+    order = torch.empty(n_angles * n, dtype=torch.long)
+    for i in range(n_angles):
+        order[n_angles * start[cls] + i * sizes[cls] + within] = i * n + by_class
     targets = torch.cat([dataset.targets * n_angles + i for i in range(n_angles)])
-    order = torch.argsort(targets, stable=True)
     names = tuple(f"{c}/{rotation_suffix(a)}" for c in dataset.class_names for a in angles)
     return ClassDataset(
         data=rotated[order], targets=targets[order], class_names=names, name=name or dataset.name
