@@ -31,6 +31,7 @@ class MetricsLogger:
     def __init__(self, run_dir: Path, resume_iteration: int | None = None, tensorboard: bool = False):
         self.path = run_dir / "metrics.jsonl"
         self.csv_path = run_dir / "metrics.csv"
+        run_dir.mkdir(parents=True, exist_ok=True)
         if resume_iteration is not None:
             kept = [r for r in read_metrics(self.path) if r["iteration"] <= resume_iteration]
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
