@@ -7,6 +7,7 @@ Under ``torchrun --nproc-per-node N -m metaloop train ...`` the meta-batch is sh
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -30,6 +31,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _train(args)
+    except FloatingPointError as exc:  # NaN/inf: one clear line, the last good checkpoint stays
+        if args.debug:
+            raise
+        print(f"metaloop train: stopped: {exc}", file=sys.stderr)
+        return 1
+
+
+def _train(args: argparse.Namespace) -> int:
     from metaloop.config import build, load_config
     from metaloop.engine.run import default_out, train_run
 

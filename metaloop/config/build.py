@@ -104,11 +104,11 @@ def algorithm_class(name: str) -> type:
 def check_algorithm(config: RunConfig) -> type:
     """Validate the algorithm name, its arguments and its task kind without building anything."""
     cls = algorithm_class(config.algorithm.name)
-    check_kwargs("algorithm.args", cls, config.algorithm.args, skip=1)
     kind = "regression" if config.tasks.family is not None else "classification"
     if getattr(cls, "task", kind) != kind:
         raise ConfigError(f"algorithm.name: {config.algorithm.name} is a {cls.task} learner but the tasks "
                           f"are {kind}; choose a {kind} algorithm or other tasks")
+    check_kwargs("algorithm.args", cls, config.algorithm.args, skip=1)
     return cls
 
 

@@ -7,6 +7,7 @@ is None), validates everything and returns a :class:`RunConfig`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,21 @@ import yaml
 from metaloop.config.schema import ConfigError, RunConfig, check_consistency, from_dict
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where ``1e-3`` (no dot) is a string; read it as the float it means."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def preset_paths() -> dict[str, Path]:
@@ -31,7 +47,7 @@ def describe_preset(path: Path) -> str:
 
 def read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if data is None:
@@ -62,7 +78,7 @@ def apply_override(data: dict, assignment: str) -> None:
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
     try:
-        value: Any = yaml.safe_load(raw) if raw.strip() else ""
+        value: Any = parse_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     node = data

@@ -99,7 +99,7 @@ class Trainer:
             if o.on_nonfinite == "stop":
                 where = f" in {self.checkpoints}" if self.checkpoints else " in memory"
                 raise FloatingPointError(
-                    f"{what} is {total if what == 'meta-loss' else norm} at iteration {self.iteration + 1}; "
+                    f"{what} is {total if what == 'meta-loss' else norm} at iteration {self.iteration}; "
                     f"lower the learning rate or enable grad_clip, or set on_nonfinite=skip (the last good "
                     f"checkpoint is kept{where})")
             self.optimizer.zero_grad(set_to_none=True)
