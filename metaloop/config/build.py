@@ -20,6 +20,8 @@ from metaloop.tasks.seeding import derive_seed
 
 FAMILIES = {"sinusoid": SinusoidFamily, "harmonic": HarmonicFamily, "linear": LinearFamily}
 IN_CHANNELS = {"omniglot": 1, "mini_imagenet": 3}
+#: dataset name → (loader in metaloop.data returning Splits, whether it takes a ``split`` argument)
+LOADERS = {"omniglot": ("load_omniglot", True), "mini_imagenet": ("load_mini_imagenet_splits", False)}
 VAL_STREAM = 0x7A1
 
 
@@ -41,47 +43,59 @@ def check_kwargs(where: str, target, kwargs: dict, skip: int = 0) -> None:
     allowed = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     for key in kwargs:
         if key not in allowed:
-            raise ConfigError(f"{where}.{key}: unknown argument; allowed: {', '.join(allowed) or '(none)'}")
+            names = (["name"] if where in ("model", "algorithm") else []) + allowed
+            raise ConfigError(f"{where}.{key}: unknown argument; allowed: {', '.join(names) or '(none)'}")
+
+
+def task_kind(config: RunConfig) -> str:
+    return "regression" if config.tasks.family is not None else "classification"
 
 
 def build_tasks(config: RunConfig) -> TaskSources:
+    """Meta-train tasks of shape ``tasks.*``; meta-val/test tasks of shape ``evaluation.*``."""
     t = config.tasks
+    ways, shots, queries = config.evaluation.shape(t)
     if t.family is not None:
-        source = RegressionSampler(FAMILIES[t.family](), t.shots, t.queries, noise_std=t.noise_std)
-        return TaskSources(source, source, source, "regression")
+        family = FAMILIES[t.family]()
+        train = RegressionSampler(family, t.shots, t.queries, noise_std=t.noise_std)
+        test = RegressionSampler(family, shots, queries, noise_std=t.noise_std)
+        return TaskSources(train, test, test, "regression")
     import metaloop.data as data
-
-    loader = getattr(data, f"load_{t.dataset}", None)
-    if loader is None:
-        raise ConfigError(f"tasks.dataset: {t.dataset!r} has no loader metaloop.data.load_{t.dataset} "
-                          "in this installation")
-    from metaloop.data.root import resolve_data_root
     from metaloop.tasks.sampler import FewShotSampler
 
-    root = resolve_data_root(t.root, t.dataset)
-    splits = loader(root, image_size=t.image_size, split=t.split)
-    samplers = [FewShotSampler(s, t.ways, t.shots, t.queries)
-                for s in (splits.train, splits.val, splits.test)]
-    return TaskSources(*samplers, "classification")
+    name, takes_split = LOADERS[t.dataset]
+    loader = getattr(data, name, None)
+    if loader is None:
+        raise ConfigError(f"tasks.dataset: {t.dataset} needs metaloop.data.{name}, missing in this install")
+    args = {"image_size": t.image_size, **({"split": t.split} if takes_split else {}), **t.data_args}
+    check_kwargs("tasks.data_args", loader, args, skip=1)
+    splits = loader(t.root, **args)
+    return TaskSources(FewShotSampler(splits.train, t.ways, t.shots, t.queries),
+                       FewShotSampler(splits.val, ways, shots, queries),
+                       FewShotSampler(splits.test, ways, shots, queries), "classification")
 
 
-def build_model(config: RunConfig) -> nn.Module:
+def build_model(config: RunConfig) -> nn.Module | None:
+    """The backbone, or None for ``model: {name: none}`` (learners that build their own network)."""
     from metaloop.nets import MLP, Conv4
 
     m, t = config.model, config.tasks
+    if m.name == "none":
+        if m.args:
+            raise ConfigError(f"model.{next(iter(m.args))}: model none takes no arguments")
+        return None
     cls = {"mlp": MLP, "conv4": Conv4}[m.name]
-    check_kwargs("model.args", cls, m.args)
+    check_kwargs("model", cls, m.args)
     args = dict(m.args)
-    if m.name == "conv4" and t.dataset is not None:
+    if m.name == "conv4" and t.dataset is not None:  # out_features stays explicit: None = embedding
         args.setdefault("in_channels", IN_CHANNELS.get(t.dataset, 1))
         args.setdefault("image_size", t.image_size)
-        args.setdefault("out_features", t.ways)
     if m.name == "mlp" and "hidden" in args:
         args["hidden"] = tuple(args["hidden"])
     try:
         return cls(**args)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"model.args: {exc}") from exc
+        raise ConfigError(f"model: {exc}") from exc
 
 
 def algorithm_class(name: str) -> type:
@@ -101,23 +115,40 @@ def algorithm_class(name: str) -> type:
                           f"{', '.join(available()) or '(none installed)'}") from None
 
 
+def algorithm_args(config: RunConfig, cls: type) -> dict:
+    """The configured arguments, plus what the tasks already say (``task``, ``ways``, ``in_channels``,
+    ``image_size``) for constructors that accept them and were not given them."""
+    t = config.tasks
+    context = {"task": task_kind(config), "ways": t.ways}
+    if t.dataset is not None:
+        context.update(in_channels=IN_CHANNELS.get(t.dataset, 1), image_size=t.image_size)
+    accepted = inspect.signature(cls).parameters
+    filled = {k: v for k, v in context.items() if k in accepted and k not in config.algorithm.args}
+    return {**filled, **config.algorithm.args}
+
+
 def check_algorithm(config: RunConfig) -> type:
     """Validate the algorithm name, its arguments and its task kind without building anything."""
     cls = algorithm_class(config.algorithm.name)
-    kind = "regression" if config.tasks.family is not None else "classification"
-    if getattr(cls, "task", kind) != kind:
-        raise ConfigError(f"algorithm.name: {config.algorithm.name} is a {cls.task} learner but the tasks "
+    kind = task_kind(config)
+    declared = config.algorithm.args.get("task", getattr(cls, "task", kind))
+    if "task" not in config.algorithm.args and "task" in inspect.signature(cls).parameters:
+        declared = kind  # the learner takes its task kind as an argument: it gets the tasks' kind
+    if declared != kind:
+        raise ConfigError(f"algorithm.name: {config.algorithm.name} is a {declared} learner but the tasks "
                           f"are {kind}; choose a {kind} algorithm or other tasks")
-    check_kwargs("algorithm.args", cls, config.algorithm.args, skip=1)
+    skip = 0 if config.model.name == "none" else 1
+    check_kwargs("algorithm", cls, config.algorithm.args, skip=skip)
     return cls
 
 
-def build_algorithm(config: RunConfig, model: nn.Module):
+def build_algorithm(config: RunConfig, model: nn.Module | None):
     cls = check_algorithm(config)
+    args = algorithm_args(config, cls)
     try:
-        return cls(model, **config.algorithm.args)
+        return cls(**args) if model is None else cls(model, **args)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"algorithm.args: {exc}") from exc
+        raise ConfigError(f"algorithm: {exc}") from exc
 
 
 def build_optimizer(config: RunConfig, params) -> torch.optim.Optimizer:

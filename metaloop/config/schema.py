@@ -41,16 +41,24 @@ class TasksConfig:
     shots: int = _f(5, min=1)
     queries: int = _f(15, min=1)
     noise_std: float = _f(0.0, min=0.0, doc="Gaussian target noise (regression)")
+    data_args: dict = _f({}, doc="extra dataset loader arguments (e.g. rotations, resample)")
 
 
 @dataclass
 class ModelConfig:
-    name: str = _f("mlp", choices=("mlp", "conv4"), doc="backbone in metaloop.nets")
+    """``name`` plus the backbone's constructor arguments as flat keys (``{name: conv4, hidden: 64}``)."""
+
+    OPEN = True  # keys other than name are constructor arguments, checked against the signature
+    name: str = _f("mlp", choices=("mlp", "conv4", "none"),
+                   doc="backbone in metaloop.nets; none for learners that build their own network")
     args: dict = _f({}, doc="backbone constructor arguments")
 
 
 @dataclass
 class AlgorithmConfig:
+    """``name`` plus the algorithm's constructor arguments as flat keys (``{name: maml, inner_lr: 0.4}``)."""
+
+    OPEN = True
     name: str = _f("maml", doc="registry name (metaloop.algorithms) or 'package.module:Class'")
     args: dict = _f({}, doc="algorithm constructor arguments (after the model)")
 
@@ -86,6 +94,13 @@ class EvaluationConfig:
     steps: list[int] = _f([], doc="adaptation steps to score (e.g. [0, 1, 5, 10]); [] = default")
     seed: int = _f(1, min=0)
     checkpoint: str = _f("best", choices=("best", "last"))
+    ways: int | None = _f(None, min=1, doc="meta-val/test ways (default: tasks.ways)")
+    shots: int | None = _f(None, min=1, doc="meta-val/test shots (default: tasks.shots)")
+    queries: int | None = _f(None, min=1, doc="meta-val/test queries (default: tasks.queries)")
+
+    def shape(self, tasks: TasksConfig) -> tuple[int, int, int]:
+        """(ways, shots, queries) of meta-val and meta-test episodes."""
+        return (self.ways or tasks.ways, self.shots or tasks.shots, self.queries or tasks.queries)
 
 
 @dataclass
@@ -96,6 +111,8 @@ class RunConfig:
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    description: str = _f("", doc="one line shown by `metaloop presets`")
+    paper: dict = _f({}, doc="the published result this preset reproduces (free-form, for reports)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -162,6 +179,10 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
         raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__} {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if getattr(cls, "OPEN", False):  # flat constructor arguments beside the name
+        extra = {k: v for k, v in data.items() if k not in fields}
+        data = {k: v for k, v in data.items() if k in fields}
+        data["args"] = {**data.get("args", {}), **extra}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown key in {where}; allowed: {', '.join(fields)}")
@@ -185,10 +206,12 @@ def check_consistency(config: RunConfig) -> None:
                           "or tasks.dataset (classification: omniglot, mini_imagenet)")
     if t.dataset is not None:
         per_class = KNOWN_PER_CLASS.get(t.dataset)
-        if per_class is not None and t.shots + t.queries > per_class:
-            raise ConfigError(
-                f"tasks.shots + tasks.queries = {t.shots + t.queries} but {t.dataset} has {per_class} "
-                f"examples per class; allowed: shots + queries <= {per_class}")
+        _, shots, queries = config.evaluation.shape(t)
+        for where, s, q in (("tasks", t.shots, t.queries), ("evaluation", shots, queries)):
+            if per_class is not None and s + q > per_class:
+                raise ConfigError(
+                    f"{where}.shots + {where}.queries = {s + q} but {t.dataset} has {per_class} "
+                    f"examples per class; allowed: shots + queries <= {per_class}")
     tr = config.training
     if tr.patience is not None and tr.val_episodes == 0:
         raise ConfigError("training.patience needs meta-validation; set training.val_episodes >= 1")

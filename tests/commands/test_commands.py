@@ -13,8 +13,8 @@ from metaloop.cli import build_parser, main
 TINY = """# tiny test config
 name: tiny
 tasks: {family: sinusoid, shots: 5, queries: 5}
-model: {name: mlp, args: {hidden: [16]}}
-algorithm: {name: "tests.engine.tiny:TinyMAML", args: {inner_lr: 0.02}}
+model: {name: mlp, hidden: [16]}
+algorithm: {name: "tests.engine.tiny:TinyMAML", inner_lr: 0.02}
 training: {iterations: 30, meta_batch: 3, lr: 0.003, val_every: 10, val_episodes: 10, checkpoint_every: 10}
 evaluation: {episodes: 25, steps: [0, 1, 3]}
 """
@@ -83,13 +83,13 @@ def test_bad_config_stops_before_work_with_one_line(config, tmp_path, capsys):
 
 def test_nan_stops_cleanly_or_skips(config, tmp_path, capsys):
     run = tmp_path / "nan"
-    args = ["train", str(config), "--out", str(run), "--set", "algorithm.args.inner_lr=1e38"]
+    args = ["train", str(config), "--out", str(run), "--set", "algorithm.inner_lr=1e38"]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert re.search(r"stopped: meta-loss is (nan|inf) at iteration 1; lower the learning rate", err)
     assert "on_nonfinite=skip" in err
     skip = tmp_path / "skip"
-    assert main(["train", str(config), "--out", str(skip), "--set", "algorithm.args.inner_lr=1e38",
+    assert main(["train", str(config), "--out", str(skip), "--set", "algorithm.inner_lr=1e38",
                  "--set", "training.on_nonfinite=skip", "--set", "training.val_episodes=0"]) == 0
     result = json.loads((skip / "result.json").read_text())
     assert result["skipped_updates"] == 30

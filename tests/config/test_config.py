@@ -9,7 +9,7 @@ from metaloop.config.presets import apply_override, config_from_dict, preset_pat
 
 BASE = {
     "tasks": {"family": "sinusoid", "shots": 5, "queries": 5},
-    "model": {"name": "mlp", "args": {"hidden": [8]}},
+    "model": {"name": "mlp", "hidden": [8]},
     "algorithm": {"name": "tests.engine.tiny:TinyMAML", "args": {"inner_lr": 0.1}},
     "training": {"iterations": 3, "meta_batch": 2},
 }
@@ -48,12 +48,12 @@ def test_impossible_episode_is_refused_before_loading_data():
 
 
 def test_algorithm_and_model_arguments_checked_against_signatures():
-    with pytest.raises(ConfigError, match="algorithm.args.inner_lrr: unknown argument; allowed: inner_lr, "
+    with pytest.raises(ConfigError, match="algorithm.inner_lrr: unknown argument; allowed: name, inner_lr, "
                                           "inner_steps$"):
-        build.check_algorithm(config_from_dict(with_("algorithm.args", "{inner_lrr: 1}")))
-    with pytest.raises(ConfigError, match="model.args.width: unknown argument; allowed: in_features, "
+        build.check_algorithm(config_from_dict(with_("algorithm.inner_lrr", "1")))
+    with pytest.raises(ConfigError, match="model.width: unknown argument; allowed: name, in_features, "
                                           "out_features, hidden$"):
-        build.build_model(config_from_dict(with_("model.args", "{width: 3}")))
+        build.build_model(config_from_dict(with_("model.width", "3")))
     with pytest.raises(ConfigError, match="algorithm.name: unknown algorithm 'nope'; available:"):
         build.check_algorithm(config_from_dict(with_("algorithm.name", "nope")))
     with pytest.raises(ConfigError, match="TinyClassifier.*is a classification learner but the tasks are "
@@ -91,3 +91,48 @@ def test_exponent_floats_without_dot_are_floats(tmp_path):
     config = load_config(str(path), ["training.weight_decay=5e-4"])
     assert config.training.lr == 1e-3 and config.training.weight_decay == 5e-4
     assert config.algorithm.args["inner_lr"] == 1e30
+
+
+def test_learner_without_backbone_gets_task_kind_and_ways_from_the_tasks():
+    data = with_("algorithm", "{name: 'tests.engine.tiny:TinyOwnNet', width: 3}")
+    data["model"] = {"name": "none"}
+    data["tasks"]["ways"] = 7
+    config = config_from_dict(data)
+    algo = build.build_algorithm(config, build.build_model(config))
+    assert (algo.task, algo.ways, algo.net.out_features) == ("regression", 7, 3)
+    config.algorithm.args["task"] = "classification"
+    with pytest.raises(ConfigError, match="is a classification learner but the tasks are regression"):
+        build.check_algorithm(config)
+
+
+def test_dataset_tasks_use_the_loader_and_evaluation_shape(monkeypatch):
+    import metaloop.data
+    from metaloop.data.base import ClassDataset, Splits
+    from tests.conftest import make_class_dataset
+
+    calls = []
+
+    def load_omniglot(root=None, image_size=28, split="vinyals", rotations=None):
+        calls.append((root, image_size, split, rotations))
+        parts = [make_class_dataset(12, 20, (1, 4, 4), seed=i) for i in range(3)]
+        return Splits(*(ClassDataset(d.data, d.targets, tuple(f"s{i}-{n}" for n in d.class_names), f"s{i}")
+                        for i, d in enumerate(parts)))
+
+    monkeypatch.setattr(metaloop.data, "load_omniglot", load_omniglot, raising=False)
+    config = config_from_dict({
+        "tasks": {"dataset": "omniglot", "image_size": 4, "ways": 10, "shots": 1, "queries": 5,
+                  "data_args": {"rotations": False}},
+        "evaluation": {"ways": 5, "shots": 2, "queries": 15}})
+    sources = build.build_tasks(config)
+    assert calls == [(None, 4, "vinyals", False)]
+    assert (sources.train.ways, sources.train.shots, sources.train.queries) == (10, 1, 5)
+    assert (sources.test.ways, sources.test.shots, sources.test.queries) == (5, 2, 15)
+    assert sources.val.dataset.name == "s1" and sources.test.dataset.name == "s2"
+    config.evaluation.queries = 19
+    with pytest.raises(ConfigError, match="evaluation.shots \\+ evaluation.queries = 21 but omniglot has 20"):
+        from metaloop.config.schema import check_consistency
+        check_consistency(config)
+    config.tasks.data_args = {"rotate": True}
+    with pytest.raises(ConfigError, match="tasks.data_args.rotate: unknown argument; allowed: image_size, "
+                                          "split, rotations"):
+        build.build_tasks(config)

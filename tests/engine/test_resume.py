@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = """
 name: tiny
 tasks: {family: sinusoid, shots: 5, queries: 5}
-model: {name: mlp, args: {hidden: [16]}}
-algorithm: {name: "tests.engine.tiny:TinyMAML", args: {inner_lr: 0.02}}
+model: {name: mlp, hidden: [16]}
+algorithm: {name: "tests.engine.tiny:TinyMAML", inner_lr: 0.02}
 training: {iterations: 200, meta_batch: 4, lr: 0.003, scheduler: step, step_size: 50,
            val_every: 50, val_episodes: 10, checkpoint_every: 20}
 evaluation: {episodes: 20, steps: [0, 1]}

@@ -36,3 +36,12 @@ class TinyClassifier(Algorithm):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
+
+
+class TinyOwnNet(Algorithm):
+    """A learner that builds its own network (``model: {name: none}``) and takes its task kind."""
+
+    def __init__(self, task: str = "classification", ways: int = 2, width: int = 4):
+        super().__init__()
+        self.task, self.ways = task, ways
+        self.net = torch.nn.Linear(1, width)
