@@ -105,7 +105,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return total, norm, False
         if o.grad_clip is not None:
-            torch.nn.utils.clip_grads_with_norm_(grads, o.grad_clip, torch.tensor(norm))
+            with_grad = [p for p in self.params if p.grad is not None]
+            torch.nn.utils.clip_grads_with_norm_(with_grad, o.grad_clip, torch.tensor(norm))
         self.optimizer.step()
         return total, norm, True
 
