@@ -38,8 +38,15 @@ def preset_paths() -> dict[str, Path]:
 
 
 def describe_preset(path: Path) -> str:
-    """The first comment line of a preset file (its one-line description)."""
-    for line in path.read_text().splitlines():
+    """A preset's ``description``, else its first comment line."""
+    text = path.read_text()
+    try:
+        data = parse_yaml(text)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("description"), str) and data["description"]:
+        return data["description"]
+    for line in text.splitlines():
         if line.startswith("#"):
             return line.lstrip("# ").strip()
     return ""
