@@ -17,6 +17,7 @@ def register(subparsers) -> None:
                         help="adaptation step counts to score as well (default: the config's)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default=None)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes is not None and args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     result = evaluate_run(args.run_dir, episodes=args.episodes, steps=args.steps, which=args.checkpoint,
-                          filename="eval.json")
+                          filename="eval.json", quiet=args.quiet or args.json)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -18,6 +18,7 @@ import torch
 import metaloop
 from metaloop.config import build
 from metaloop.engine import checkpoint as ckpt
+from metaloop.engine.progress import Progress, progress_enabled
 from metaloop.evaluate import evaluate
 from metaloop.io import atomic_write_json
 
@@ -29,7 +30,7 @@ def versions() -> dict:
 
 def evaluate_run(run_dir: Path, *, config=None, episodes: int | None = None, steps: list[int] | None = None,
                  which: str | None = None, device: torch.device | str = "cpu", train=None,
-                 world_size: int = 1, filename: str = "result.json") -> dict:
+                 world_size: int = 1, filename: str = "result.json", quiet: bool = False) -> dict:
     """Score the run on meta-test episodes and write ``filename`` in the run folder."""
     from metaloop.engine.run import read_run_config
 
@@ -42,16 +43,20 @@ def evaluate_run(run_dir: Path, *, config=None, episodes: int | None = None, ste
     algorithm.load_state_dict(ckpt.load_weights(weights_path))
     algorithm.to(device)
     test = build.meta_test_episodes(config, sources, episodes)
+    steps = config.evaluation.steps if steps is None else steps
+    bar = Progress(len(test) * (1 + len(steps)), desc="meta-test", enabled=progress_enabled(quiet))
+    tick = lambda _: bar.update(1)  # noqa: E731
     cpu = time.process_time()
-    main = evaluate(algorithm, test, device=device)
+    main = evaluate(algorithm, test, device=device, progress=tick)
     by_steps, note = {}, None
-    for s in config.evaluation.steps if steps is None else steps:
+    for s in steps:
         try:
-            r = evaluate(algorithm, test, steps=s, device=device)
+            r = evaluate(algorithm, test, steps=s, device=device, progress=tick)
         except ValueError as exc:  # learners without gradient steps refuse a step count
             note = str(exc)
             break
         by_steps[str(s)] = {"mean": r.mean, "ci95": r.ci95}
+    bar.close()
     scale = 100.0 if main.metric == "accuracy" else 1.0
     result = {
         "name": config.name, "metric": main.metric, "mean": main.mean, "ci95": main.ci95,
@@ -63,6 +68,8 @@ def evaluate_run(run_dir: Path, *, config=None, episodes: int | None = None, ste
     }
     if note:
         result["steps_note"] = note
+    if config.paper:
+        result["paper"] = config.paper
     if train is not None:
         result.update(iterations=len(train.iterations), best_iteration=train.best_iteration,
                       best_val=train.best_value, stopped_early=train.stopped_early,

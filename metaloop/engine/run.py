@@ -96,7 +96,8 @@ def train_run(config: RunConfig | None, out: Path, *, resume: bool = False, quie
     trainer.logger.write_csv()
     if history.stopped_early:
         log(f"early stop at iteration {trainer.iteration}: no meta-val gain in {tr.patience} validations")
-    result = evaluate_run(out, config=config, device=device, train=history, world_size=context.world_size)
+    result = evaluate_run(out, config=config, device=device, train=history, world_size=context.world_size,
+                          quiet=quiet)
     log(f"{config.name}: meta-test {result['summary']}; wrote {out / 'result.json'}")
     return result
 
