@@ -175,6 +175,8 @@ def _check_value(key: str, f: dataclasses.Field, value: Any) -> None:
 def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys, wrong types and bad values."""
     where = prefix.rstrip(".") or "config"
+    if getattr(cls, "OPEN", False) and isinstance(data, str):  # `algorithm: maml` means {name: maml}
+        data = {"name": data}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__} {data!r}")
     hints = typing.get_type_hints(cls)

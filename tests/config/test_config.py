@@ -93,6 +93,13 @@ def test_exponent_floats_without_dot_are_floats(tmp_path):
     assert config.algorithm.args["inner_lr"] == 1e30
 
 
+def test_name_only_shorthand():
+    data = with_("model", "conv4")
+    data["algorithm"] = "tests.engine.tiny:TinyMAML"
+    config = config_from_dict(data)
+    assert (config.model.name, config.model.args, config.algorithm.args) == ("conv4", {}, {})
+
+
 def test_learner_without_backbone_gets_task_kind_and_ways_from_the_tasks():
     data = with_("algorithm", "{name: 'tests.engine.tiny:TinyOwnNet', width: 3}")
     data["model"] = {"name": "none"}
