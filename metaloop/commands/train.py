@@ -26,6 +26,10 @@ def register(subparsers) -> None:
                         help="continue the run in RUN_DIR from its last checkpoint (bit-identical on CPU)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
+    parser.add_argument("--search", metavar="SPACE.yaml", default=None,
+                        help="hyper-parameter search (Optuna) over the config, scored on meta-val only; "
+                             "trials go to --out/trial_NNN, the winner to --out/best.yaml")
+    parser.add_argument("--trials", type=int, default=20, help="search trials (default 20)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 
@@ -42,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from metaloop.config import build, load_config
+    from metaloop.config.presets import load_config_data
     from metaloop.engine.run import default_out, train_run
 
     if args.resume:
@@ -52,6 +57,15 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise ValueError("give a preset name or a config file (see `metaloop presets`), or --resume RUN_DIR")
+    if args.search:
+        from metaloop.engine.search import read_space, search
+
+        if args.trials < 1:
+            raise ValueError(f"--trials must be >= 1, got {args.trials}")
+        data, name = load_config_data(args.config, args.overrides)
+        out = Path(args.out) if args.out else Path("runs") / f"{name}_search"
+        search(data, name, read_space(args.search), args.trials, out)
+        return 0
     config = load_config(args.config, args.overrides)
     build.check_algorithm(config)
     if args.check:

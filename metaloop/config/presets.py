@@ -106,9 +106,14 @@ def config_from_dict(data: dict, name: str | None = None) -> RunConfig:
     return config
 
 
-def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+def load_config_data(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[dict, str]:
+    """The raw config mapping (overrides applied, not yet validated) and the run name."""
     path, name = resolve_source(name_or_path)
     data = read_yaml(path)
     for assignment in overrides:
         apply_override(data, assignment)
-    return config_from_dict(data, name)
+    return data, name
+
+
+def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    return config_from_dict(*load_config_data(name_or_path, overrides))

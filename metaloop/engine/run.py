@@ -47,8 +47,12 @@ def seed_everything(seed: int) -> None:
 
 
 def train_run(config: RunConfig | None, out: Path, *, resume: bool = False, quiet: bool = False,
-              log=print) -> dict | None:
-    """Train (or resume) the run in ``out``; returns the result dict on rank 0, None elsewhere."""
+              meta_test: bool = True, log=print) -> dict | None:
+    """Train (or resume) the run in ``out``; returns the result dict on rank 0, None elsewhere.
+
+    ``meta_test=False`` (hyper-parameter search) stops after training: the meta-test episodes are
+    never touched and the result holds the best meta-validation score only.
+    """
     out = Path(out)
     if resume:
         config = read_run_config(out)
@@ -96,6 +100,9 @@ def train_run(config: RunConfig | None, out: Path, *, resume: bool = False, quie
     trainer.logger.write_csv()
     if history.stopped_early:
         log(f"early stop at iteration {trainer.iteration}: no meta-val gain in {tr.patience} validations")
+    if not meta_test:
+        return {"best_val": history.best_value, "best_iteration": history.best_iteration,
+                "iterations": len(history.iterations), "stopped_early": history.stopped_early}
     result = evaluate_run(out, config=config, device=device, train=history, world_size=context.world_size,
                           quiet=quiet)
     log(f"{config.name}: meta-test {result['summary']}; wrote {out / 'result.json'}")
