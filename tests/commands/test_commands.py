@@ -105,3 +105,14 @@ def test_bench_discovers_scripts(tmp_path, monkeypatch, capsys):
     assert main(["bench"]) == 0 and "toy" in capsys.readouterr().out
     assert main(["bench", "nope"]) == 2
     assert "unknown benchmark 'nope'; available: toy" in capsys.readouterr().err
+
+
+def test_tensorboard_option_needs_the_package(config, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    try:
+        import tensorboard  # noqa: F401
+        pytest.skip("tensorboard installed")
+    except ImportError:
+        pass
+    code = main(["train", str(config), "--out", str(tmp_path / "tb"), "--set", "training.tensorboard=true"])
+    assert code == 2 and "training.tensorboard needs the tensorboard package" in capsys.readouterr().err
