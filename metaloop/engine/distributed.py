@@ -60,6 +60,12 @@ class DistContext:
             for t in list(module.parameters()) + list(module.buffers()):
                 dist.broadcast(t.data, src=0)
 
+    def broadcast_buffers(self, module: torch.nn.Module) -> None:
+        """Rank 0's buffers (e.g. batch-norm running statistics) everywhere, as DDP does each step."""
+        if self.enabled:
+            for t in module.buffers():
+                dist.broadcast(t.data, src=0)
+
     def gather(self, obj):
         """Every rank's ``obj`` as a list on every rank (RNG states for rank-0 checkpoints)."""
         if not self.enabled:

@@ -108,6 +108,7 @@ class Trainer:
             with_grad = [p for p in self.params if p.grad is not None]
             torch.nn.utils.clip_grads_with_norm_(with_grad, o.grad_clip, torch.tensor(norm))
         self.optimizer.step()
+        ctx.broadcast_buffers(self.algorithm)
         return total, norm, True
 
     def validate(self) -> EvalResult | None:
