@@ -3,8 +3,9 @@
 The inner problem is proximal, ``phi* = argmin_phi L_s(phi) + lam/2 ||phi - theta||^2`` (Eq. 4),
 so ``dphi*/dtheta = (I + H/lam)^{-1}`` with ``H = d^2 L_s/dphi^2`` at ``phi*`` (Lemma 1), and the
 meta-gradient is ``v = (I + H/lam)^{-1} g`` with ``g = dL_q/dphi``. ``v`` is found by conjugate
-gradient with Hessian-vector products (forward-over-reverse, :func:`torch.func.jvp` of
-:func:`torch.func.grad`), so memory does not depend on how many inner steps found ``phi*``.
+gradient with Hessian-vector products (reverse-over-reverse, :func:`torch.func.vjp` of
+:func:`torch.func.grad`, linearised once per task), so memory does not depend on how many
+inner steps found ``phi*``.
 Parameters left out of the inner loop (psi) get ``dL_q/dpsi - (d^2 L_s/dpsi dphi) v / lam``.
 Everything here is written with torch.func so one task's computation can be vmapped.
 """
@@ -63,8 +64,10 @@ def implicit_task_gradients(
     (g_phi, g_rest), value = torch.func.grad_and_value(query_loss, argnums=(0, 1))(phi, rest)
     support_grad = torch.func.grad(support_loss, argnums=0)
 
+    _, hvp = torch.func.vjp(lambda a: support_grad(a, rest), phi)
+
     def matvec(u: Params) -> Params:
-        _, hu = torch.func.jvp(lambda a: support_grad(a, rest), (phi,), (u,))
+        (hu,) = hvp(u)  # H is symmetric: the vector-Jacobian product of the gradient is H u
         return {n: u[n] + hu[n] / lam for n in u}
 
     v = conjugate_gradient(matvec, g_phi, cg_steps)

@@ -49,3 +49,29 @@ def tiny_mlp(hidden=(8, 8), seed: int = 0):
 
     torch.manual_seed(seed)
     return MLP(1, 1, hidden).double()
+
+
+class BNMLP(torch.nn.Module):
+    """1-8-8-1 regressor with task batch norm in the body and a ``head`` (for ANIL)."""
+
+    def __init__(self, hidden: int = 8) -> None:
+        super().__init__()
+        from metaloop.nets import TaskBatchNorm
+
+        nn = torch.nn
+        self.body = nn.Sequential(
+            nn.Linear(1, hidden),
+            TaskBatchNorm(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
+        )
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def bn_mlp(seed: int = 0, hidden: int = 8) -> BNMLP:
+    torch.manual_seed(seed)
+    return BNMLP(hidden).double()
