@@ -67,6 +67,8 @@ class GradientLearner(Algorithm):
         self.adapted_names = select_adapted(model, adapt)
         self.forward_fn = functional_forward(model)
         self._native_bn: bool | None = None
+        #: tasks per batched support step in the ``split`` strategy (memory vs. batching).
+        self.split_chunk = 8
 
     def meta_params(self) -> Params:
         return dict(self.model.named_parameters())

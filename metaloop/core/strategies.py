@@ -2,10 +2,14 @@
 
 * ``loop``: one task at a time, ``torch.autograd.grad(create_graph=True)`` (learn2learn's shape).
 * ``vmap``: every task at once with :func:`torch.func.vmap` over :func:`torch.func.grad`.
-* ``split``: the small support step batched with vmap; each query pass per task on *detached*
-  adapted weights (first-order work, no query graph kept); then one backward through the batched
-  support graph. Exact: the surrogate ``sum_t <phi_t, dL_q/dphi_t>`` has the meta-gradient
-  ``sum_t (dphi_t/dtheta)^T dL_q/dphi_t`` (chain rule), and only the support graph is retained.
+* ``split``: the small support step batched with vmap (chunks of ``split_chunk`` tasks); each
+  query pass per task on *detached* adapted weights (first-order work, no query graph kept); then
+  one backward through the chunk's batched support graph. Exact: the surrogate
+  ``sum_t <phi_t, dL_q/dphi_t>`` has the meta-gradient ``sum_t (dphi_t/dtheta)^T dL_q/dphi_t``
+  (chain rule), and only the support graph is retained.
+* ``loop`` and ``split`` take each task's (chunk's) gradient at once and free its graph, so
+  memory is that of one task (chunk), as with learn2learn's per-task ``backward``; ``meta_loss``
+  then returns a scalar with the mean query loss as value and that exact gradient attached.
 * ``auto``: see :func:`resolve_strategy` (rule and measurements in docs/optimization.md).
 
 Native batch norm (``F.batch_norm``) under vmap gives wrong second-order gradients in torch 2.13,
@@ -111,9 +115,38 @@ def _task_adapter(learner: GradientLearner, params: dict[str, Tensor]):
     return adapt
 
 
+def _trainable(learner: GradientLearner) -> list[Tensor]:
+    return [p for p in learner.parameters() if p.requires_grad]
+
+
+def _with_gradient(value: Tensor, params: list[Tensor], grads: list[Tensor | None]) -> Tensor:
+    """A scalar equal to ``value`` whose gradient w.r.t. ``params`` is the precomputed ``grads``.
+
+    Lets a strategy free each task's graph as soon as its gradient is known (memory of one task,
+    like learn2learn's per-task ``backward``) while ``meta_loss`` still returns one scalar for the
+    trainer's ``backward``.
+    """
+    surrogate = sum((p * g).sum() for p, g in zip(params, grads, strict=True) if g is not None)
+    if isinstance(surrogate, int):  # nothing depends on the parameters
+        return value
+    return value + surrogate - surrogate.detach()
+
+
+def _accumulate(acc: list[Tensor | None], grads) -> None:
+    for i, g in enumerate(grads):
+        if g is not None:
+            acc[i] = g if acc[i] is None else acc[i] + g
+
+
 def meta_loss_loop(learner: GradientLearner, batch: EpisodeBatch) -> Tensor:
-    losses = [learner.episode_loss(batch[i]) for i in range(len(batch))]
-    return torch.stack(losses).mean()
+    params = _trainable(learner)
+    acc: list[Tensor | None] = [None] * len(params)
+    values = []
+    for i in range(len(batch)):
+        loss = learner.episode_loss(batch[i])
+        _accumulate(acc, torch.autograd.grad(loss / len(batch), params, allow_unused=True))
+        values.append(loss.detach())
+    return _with_gradient(torch.stack(values).mean(), params, acc)
 
 
 def meta_loss_vmap(learner: GradientLearner, batch: EpisodeBatch) -> Tensor:
@@ -130,36 +163,42 @@ def meta_loss_vmap(learner: GradientLearner, batch: EpisodeBatch) -> Tensor:
 
 
 def meta_loss_split(learner: GradientLearner, batch: EpisodeBatch) -> Tensor:
+    """Chunks of ``learner.split_chunk`` tasks: batched support step, per-task query passes."""
     params = learner.meta_params()
     names = learner.adapted_names
     adapt = _task_adapter(learner, params)
-    fast = torch.func.vmap(
+    support = torch.func.vmap(
         lambda sx, sy: {n: p for n, p in adapt(sx, sy).items() if n in names},
         randomness="different",
-    )(batch.support_x, batch.support_y)
-    rest = [n for n, p in params.items() if n not in fast and p.requires_grad]
-    g_fast = {n: torch.empty_like(fast[n]) for n in names}
-    g_rest = {n: torch.zeros_like(params[n]) for n in rest}
+    )
+    rest = [n for n, p in params.items() if n not in names and p.requires_grad]
+    trainable = _trainable(learner)
+    acc: list[Tensor | None] = [None] * len(trainable)
     values = []
-    for t in range(len(batch)):
-        leaves = {
-            n: (fast[n][t] if n in fast else p).detach().requires_grad_(n in fast or n in rest)
-            for n, p in params.items()
-        }
-        wrt = names + rest
-        with torch.enable_grad():
-            loss = learner.loss(learner.forward_fn(leaves, batch.query_x[t]), batch.query_y[t])
-            grads = torch.autograd.grad(loss, [leaves[n] for n in wrt], allow_unused=True)
-        for n, g in zip(wrt, grads, strict=True):
-            g = torch.zeros_like(leaves[n]) if g is None else g
-            if n in fast:
-                g_fast[n][t] = g
-            else:
-                g_rest[n] += g
-        values.append(loss.detach())
-    surrogate = sum((fast[n] * g_fast[n]).sum() for n in names)
-    surrogate = surrogate + sum((params[n] * g_rest[n]).sum() for n in rest)
-    return torch.stack(values).mean() + (surrogate - surrogate.detach()) / len(batch)
+    for chunk in torch.arange(len(batch)).split(max(1, learner.split_chunk)):
+        fast = support(batch.support_x[chunk], batch.support_y[chunk])
+        g_fast = {n: torch.empty_like(fast[n]) for n in names}
+        g_rest = {n: torch.zeros_like(params[n]) for n in rest}
+        for j, t in enumerate(chunk.tolist()):
+            leaves = {
+                n: (fast[n][j] if n in fast else p).detach().requires_grad_(n in fast or n in rest)
+                for n, p in params.items()
+            }
+            wrt = names + rest
+            with torch.enable_grad():
+                loss = learner.loss(learner.forward_fn(leaves, batch.query_x[t]), batch.query_y[t])
+                grads = torch.autograd.grad(loss, [leaves[n] for n in wrt], allow_unused=True)
+            for n, g in zip(wrt, grads, strict=True):
+                g = torch.zeros_like(leaves[n]) if g is None else g
+                if n in fast:
+                    g_fast[n][j] = g
+                else:
+                    g_rest[n] += g
+            values.append(loss.detach())
+        surrogate = sum((fast[n] * g_fast[n]).sum() for n in names)
+        surrogate = surrogate + sum((params[n] * g_rest[n]).sum() for n in rest)
+        _accumulate(acc, torch.autograd.grad(surrogate / len(batch), trainable, allow_unused=True))
+    return _with_gradient(torch.stack(values).mean(), trainable, acc)
 
 
 RUNNERS = {"loop": meta_loss_loop, "vmap": meta_loss_vmap, "split": meta_loss_split}

@@ -119,7 +119,7 @@ def test_memory_does_not_grow_with_inner_steps():
     maml_sizes = [
         graph_size(
             __import__("metaloop.algorithms.maml", fromlist=["MAML"])
-            .MAML(net, inner_steps=k, task="regression", strategy="loop")
+            .MAML(net, inner_steps=k, task="regression", strategy="vmap")
             .meta_loss(batch)
         )
         for k in (2, 4)

@@ -32,6 +32,7 @@ def reference_grads(algo, batch):
 def test_conv_with_task_batchnorm_matches_reference(strategy, first_order):
     net = tiny_conv("task")
     algo = MAML(net, inner_lr=0.3, inner_steps=2, first_order=first_order, strategy=strategy)
+    algo.split_chunk = 2  # 3 tasks: one chunk of 2 and one of 1
     batch = image_batch(3, 3, 1, 2)
     ref = reference_grads(algo, batch)
     loss = algo.meta_loss(batch)
