@@ -157,11 +157,12 @@ def run_one(workload: str, algo_name: str, strategy: str, norm: str, iters: int)
 
     base_kb = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
     step()  # warm-up
-    times = []
+    times, cpu_times = [], []
     for _ in range(iters):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "workload": workload,
@@ -178,8 +179,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="MAML only, fewer iterations")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2, help="interleaved rounds per configuration")
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds per configuration")
     ap.add_argument("--out", help="also write the JSON results to this file")
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="time per iteration: wall clock, or process CPU time (robust on a loaded machine "
+        "with --threads 1)",
+    )
     ap.add_argument("--_one", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -206,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
             runs[c].append(json.loads(out.stdout.strip().splitlines()[-1]))
     rows = []
     for rs in runs.values():
-        sec = statistics.median(r["seconds"] for r in rs)
+        key = "seconds" if args.clock == "wall" else "cpu_seconds"
+        sec = statistics.median(r[key] for r in rs)
         rows.append(
             {**rs[0], "seconds": sec, "it_per_s": 1 / sec, "peak_mb": max(r["peak_mb"] for r in rs)}
         )
@@ -220,13 +229,17 @@ def main(argv: list[str] | None = None) -> None:
         "repeats": args.repeats,
         "load_avg_at_end": os.getloadavg(),
         "cpus": os.cpu_count(),
+        "clock": args.clock,
     }
     if args.out:
         Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=1))
         return
-    print(f"torch {meta['torch']}, {args.threads} threads, load avg {meta['load_avg_at_end']}")
+    print(
+        f"torch {meta['torch']}, {args.threads} threads, {args.clock} clock, "
+        f"load avg {meta['load_avg_at_end']}"
+    )
     print(
         f"{'workload':9} {'algorithm':9} {'strategy':8} {'norm':5} {'it/s':>8} {'x ref':>6} "
         f"{'peak MB':>8} {'mem x ref':>9}"

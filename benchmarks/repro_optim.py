@@ -31,11 +31,22 @@ from metaloop.nets import MLP, Conv4
 from metaloop.tasks.episode_set import EpisodeSet
 
 
+def tf_maml_init(model: torch.nn.Module, std: float = 0.01) -> torch.nn.Module:
+    """cbfinn/maml's fully connected init: weights truncated normal (std 0.01), zero biases."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            torch.nn.init.zeros_(m.bias)
+    return model
+
+
 def build_model(spec: dict, ways: int | None) -> torch.nn.Module:
     spec = dict(spec)
     name = spec.pop("name")
+    init = spec.pop("init", "torch")
     if name == "mlp":
-        return MLP(1, 1, tuple(spec.get("hidden", (40, 40))))
+        model = MLP(1, 1, tuple(spec.get("hidden", (40, 40))))
+        return tf_maml_init(model) if init == "maml_tf" else model
     if name == "conv4":
         return Conv4(out_features=ways, **spec)
     raise ValueError(f"unknown model {name!r} in preset; use 'mlp' or 'conv4'")
@@ -57,7 +68,7 @@ def task_sources(preset: dict):
         from metaloop.tasks.sampler import FewShotSampler
 
         splits = load_omniglot(
-            data["root"], image_size=data.get("image_size", 28), split=data.get("split", "vinyals")
+            data.get("root"), image_size=data.get("image_size", 28), split=data.get("split", "vinyals")
         )
         return (
             FewShotSampler(splits.train, train["ways"], train["shots"], train["queries"]),

