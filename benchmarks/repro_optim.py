@@ -68,7 +68,9 @@ def task_sources(preset: dict):
         from metaloop.tasks.sampler import FewShotSampler
 
         splits = load_omniglot(
-            data.get("root"), image_size=data.get("image_size", 28), split=data.get("split", "vinyals")
+            data.get("root"),
+            image_size=data.get("image_size", 28),
+            split=data.get("split", "vinyals"),
         )
         return (
             FewShotSampler(splits.train, train["ways"], train["shots"], train["queries"]),
@@ -86,6 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eval-episodes", type=int, help="override (default: the preset's 600)")
     ap.add_argument("--out", default="runs/repro_optim")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="evaluate the saved checkpoint (adds median and the count of diverged episodes)",
+    )
     args = ap.parse_args(argv)
 
     preset = yaml.safe_load(Path(args.preset).read_text())
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     tr = preset["train"]
     optimizer = torch.optim.Adam(algo.parameters(), lr=tr["lr"])
     done, cpu_used = 0, 0.0
-    if args.resume and ckpt.exists():
+    if (args.resume or args.eval_only) and ckpt.exists():
         state = torch.load(ckpt)
         algo.load_state_dict(state["algorithm"])
         optimizer.load_state_dict(state["optimizer"])
@@ -108,6 +115,20 @@ def main(argv: list[str] | None = None) -> None:
     ev = preset["eval"]
     episodes = EpisodeSet.generate(test_src, args.eval_episodes or ev["episodes"], ev["seed"])
     total = args.iterations or tr["iterations"]
+    if args.eval_only:
+        row = {"preset": name, "iterations": done, "train_cpu_s": round(cpu_used, 1)}
+        for steps in ev["steps"]:
+            res = evaluate(algo, episodes, steps=steps)
+            finite = res.values[torch.isfinite(res.values)]
+            row[f"{res.metric}@{steps}"] = [round(res.mean, 4), round(res.ci95, 4)]
+            row[f"median@{steps}"] = round(float(res.values.median()), 4)
+            if res.metric == "mse":  # an episode whose loss grew past 10x the mean of the rest
+                row[f"diverged@{steps}"] = int(
+                    (res.values > 10 * finite.median().clamp_min(1)).sum()
+                    + (~torch.isfinite(res.values)).sum()
+                )
+        print(json.dumps(row), flush=True)
+        return
     while done < total:
         chunk = min(args.eval_every, total - done)
         cpu0 = time.process_time()
