@@ -1,0 +1,133 @@
+import pytest
+import torch
+from torch import nn
+
+from metaloop.algorithms import get_algorithm
+from metaloop.algorithms.protonet import ProtoNet
+from metaloop.metric.distances import class_means, squared_euclidean
+from metaloop.nets.conv4 import Conv4
+from metaloop.tasks.episode import Episode, EpisodeBatch
+
+
+def make_episode(g, ways=3, shots=2, queries=4, shape=(5,), dtype=torch.float64):
+    sy = torch.arange(ways).repeat_interleave(shots)
+    qy = torch.arange(ways).repeat_interleave(queries)
+    perm = torch.randperm(len(sy), generator=g)
+    sx = torch.randn(len(sy), *shape, generator=g, dtype=dtype)
+    qx = torch.randn(len(qy), *shape, generator=g, dtype=dtype)
+    return Episode(sx[perm], sy[perm], qx, qy)
+
+
+def test_registered():
+    assert get_algorithm("protonet") is ProtoNet
+
+
+def test_logits_equal_hand_computed_negative_squared_distances():
+    g = torch.Generator().manual_seed(0)
+    ep = make_episode(g)
+    model = ProtoNet(nn.Identity()).double()
+    logits = model.predict(model.adapt(ep.support_x, ep.support_y), ep.query_x)
+    expected = torch.empty(len(ep.query_y), 3, dtype=torch.float64)
+    for k in range(3):
+        proto = ep.support_x[ep.support_y == k].mean(0)
+        for i, q in enumerate(ep.query_x):
+            expected[i, k] = -sum((float(q[j]) - float(proto[j])) ** 2 for j in range(5))
+    torch.testing.assert_close(logits, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_cosine_logits_scaled():
+    g = torch.Generator().manual_seed(1)
+    ep = make_episode(g)
+    model = ProtoNet(nn.Identity(), distance="cosine", scale=10.0).double()
+    logits = model.predict(model.adapt(ep.support_x, ep.support_y), ep.query_x)
+    protos = torch.stack([ep.support_x[ep.support_y == k].mean(0) for k in range(3)])
+    expected = 10 * torch.nn.functional.cosine_similarity(
+        ep.query_x[:, None], protos[None], dim=-1
+    )
+    torch.testing.assert_close(logits, expected)
+
+
+def test_loss_is_cross_entropy_of_softmax_over_negative_distances():
+    g = torch.Generator().manual_seed(2)
+    ep = make_episode(g)
+    model = ProtoNet(nn.Identity()).double()
+    loss = model.episode_loss(ep)
+    d = squared_euclidean(ep.query_x, class_means(ep.support_x, ep.support_y, 3))
+    p = torch.exp(-d) / torch.exp(-d).sum(1, keepdim=True)
+    expected = -torch.log(p[torch.arange(len(ep.query_y)), ep.query_y]).mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_batched_meta_loss_and_gradient_equal_per_task_loop():
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(0)
+    eps = [make_episode(g, ways=2, shots=2, queries=3, shape=(1, 28, 28)) for _ in range(3)]
+    batch = EpisodeBatch.stack(eps)
+    model = ProtoNet(Conv4(norm="none")).double()
+    fast = model.meta_loss(batch)
+    grads_fast = torch.autograd.grad(fast, list(model.parameters()))
+    ref = torch.stack([model.episode_loss(e) for e in eps]).mean()
+    grads_ref = torch.autograd.grad(ref, list(model.parameters()))
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-12)
+    for a, b in zip(grads_fast, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_gradcheck_through_prototypes():
+    g = torch.Generator().manual_seed(4)
+    ep = make_episode(g, ways=2, shots=2, queries=2, shape=(3,))
+    lin = nn.Linear(3, 2).double()
+    model = ProtoNet(lin)
+
+    def f(w):
+        with torch.no_grad():
+            lin.weight.copy_(w)
+        lin.weight.requires_grad_(True)
+        return model.episode_loss(ep)
+
+    w = lin.weight.detach().clone().requires_grad_(True)
+    loss = model.episode_loss(ep)
+    (grad,) = torch.autograd.grad(loss, lin.weight)
+    eps = 1e-6
+    num = torch.zeros_like(w)
+    for idx in range(w.numel()):
+        d = torch.zeros_like(w).view(-1)
+        d[idx] = eps
+        num.view(-1)[idx] = (f(w + d.view_as(w)) - f(w - d.view_as(w))).item() / (2 * eps)
+    torch.testing.assert_close(grad, num, rtol=1e-5, atol=1e-7)
+
+
+def test_separated_clusters_are_classified_perfectly():
+    g = torch.Generator().manual_seed(5)
+    centres = torch.randn(4, 8, generator=g) * 10
+    sy = torch.arange(4).repeat(3)
+    qy = torch.arange(4).repeat(5)
+    sx = centres[sy] + 0.1 * torch.randn(12, 8, generator=g)
+    qx = centres[qy] + 0.1 * torch.randn(20, 8, generator=g)
+    model = ProtoNet(nn.Identity())
+    pred = model.predict(model.adapt(sx, sy), qx).argmax(1)
+    assert torch.equal(pred, qy)
+
+
+def test_refuses_steps_and_bad_labels():
+    model = ProtoNet(nn.Identity())
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="without gradient steps"):
+        model.adapt(x, torch.tensor([0, 0, 1, 1]), steps=3)
+    with pytest.raises(ValueError, match="every class present"):
+        model.adapt(x, torch.tensor([0, 0, 2, 2]))
+    with pytest.raises(ValueError, match="integer"):
+        model.adapt(x, torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="unknown distance"):
+        ProtoNet(nn.Identity(), distance="manhattan")
+
+
+def test_default_backbone_is_batchnorm_conv4_and_works_on_images():
+    model = ProtoNet()
+    assert isinstance(model.backbone, Conv4)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    model.eval()
+    x = torch.rand(10, 1, 28, 28)
+    y = torch.arange(5).repeat(2)
+    logits = model.predict(model.adapt(x, y), torch.rand(7, 1, 28, 28))
+    assert logits.shape == (7, 5) and bool((logits <= 0).all())
