@@ -107,20 +107,27 @@ class MatchingNet(Algorithm):
         self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None
     ) -> SupportMemory:
         check_no_steps("MatchingNet", steps)
+        return self.adapt_embedded(self.embed(support_x), support_y)
+
+    def adapt_embedded(self, g: Tensor, support_y: Tensor) -> SupportMemory:
         ways = check_support_labels(support_y)
-        g = self.embed(support_x)
         if self.fce:
             g = self.support_context(g)
         return SupportMemory(g, F.one_hot(support_y, ways).to(g.dtype))
 
     def attention(self, memory: SupportMemory, query_x: Tensor) -> Tensor:
         """``a(x, x_i)`` of Eq. 2, ``[n_query, n_support]``; each row sums to 1."""
-        f = self.embed(query_x)
+        return self.attention_embedded(memory, self.embed(query_x))
+
+    def attention_embedded(self, memory: SupportMemory, f: Tensor) -> Tensor:
         if self.fce:
             f = self.query_context(f, memory.embeddings)
         return torch.softmax(self.scale * cosine_similarity(f, memory.embeddings), dim=-1)
 
     def predict(self, adapted: SupportMemory, query_x: Tensor) -> Tensor:
         """``log P(y | x, S)`` per way (Eq. 1); a softmax of it gives back ``P``."""
-        probs = self.attention(adapted, query_x) @ adapted.labels_onehot
+        return self.predict_embedded(adapted, self.embed(query_x))
+
+    def predict_embedded(self, adapted: SupportMemory, z_query: Tensor) -> Tensor:
+        probs = self.attention_embedded(adapted, z_query) @ adapted.labels_onehot
         return torch.log(probs.clamp_min(1e-12))

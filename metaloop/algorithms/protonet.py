@@ -68,8 +68,11 @@ class ProtoNet(Algorithm):
         self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None
     ) -> Prototypes:
         check_no_steps("ProtoNet", steps)
+        return self.adapt_embedded(self.embed(support_x), support_y)
+
+    def adapt_embedded(self, z_support: Tensor, support_y: Tensor) -> Prototypes:
         ways = check_support_labels(support_y)
-        return Prototypes(class_means(self.embed(support_x), support_y, ways))
+        return Prototypes(class_means(z_support, support_y, ways))
 
     def logits(self, z_query: Tensor, prototypes: Tensor) -> Tensor:
         if self.distance == "euclidean":
@@ -77,7 +80,10 @@ class ProtoNet(Algorithm):
         return self.scale * cosine_similarity(z_query, prototypes)
 
     def predict(self, adapted: Prototypes, query_x: Tensor) -> Tensor:
-        return self.logits(self.embed(query_x), adapted.prototypes)
+        return self.predict_embedded(adapted, self.embed(query_x))
+
+    def predict_embedded(self, adapted: Prototypes, z_query: Tensor) -> Tensor:
+        return self.logits(z_query, adapted.prototypes)
 
     def meta_loss(self, batch: EpisodeBatch) -> Tensor:
         """All tasks' support and query images go through the backbone in one forward pass.

@@ -75,8 +75,11 @@ class RelationNet(Algorithm):
         self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None
     ) -> ClassFeatures:
         check_no_steps("RelationNet", steps)
+        return self.adapt_embedded(self.embed(support_x), support_y)
+
+    def adapt_embedded(self, z_support: Tensor, support_y: Tensor) -> ClassFeatures:
         ways = check_support_labels(support_y)
-        return ClassFeatures(class_sums(self.embed(support_x), support_y, ways))
+        return ClassFeatures(class_sums(z_support, support_y, ways))
 
     def scores(self, z_query: Tensor, class_features: Tensor) -> Tensor:
         """Relation logits (pre-sigmoid) for every (query, class) pair, ``[n_query, ways]``."""
@@ -88,7 +91,10 @@ class RelationNet(Algorithm):
 
     def predict(self, adapted: ClassFeatures, query_x: Tensor) -> Tensor:
         """Relation scores in [0, 1] (Eq. 1), ``[n_query, ways]``."""
-        return torch.sigmoid(self.scores(self.embed(query_x), adapted.features))
+        return self.predict_embedded(adapted, self.embed(query_x))
+
+    def predict_embedded(self, adapted: ClassFeatures, z_query: Tensor) -> Tensor:
+        return torch.sigmoid(self.scores(z_query, adapted.features))
 
     def loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
         """Eq. 3: squared error between relation scores and one-hot match indicators.

@@ -75,8 +75,10 @@ class SiameseNet(Algorithm):
         self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None
     ) -> SupportImages:
         check_no_steps("SiameseNet", steps)
-        ways = check_support_labels(support_y)
-        return SupportImages(self.embed(support_x), support_y, ways)
+        return self.adapt_embedded(self.embed(support_x), support_y)
+
+    def adapt_embedded(self, z_support: Tensor, support_y: Tensor) -> SupportImages:
+        return SupportImages(z_support, support_y, check_support_labels(support_y))
 
     def class_logits(self, pair_logits: Tensor, support_y: Tensor, ways: int) -> Tensor:
         """Max verification logit over each class's support images, ``[n_query, ways]``."""
@@ -86,7 +88,10 @@ class SiameseNet(Algorithm):
         return masked.amax(dim=1)
 
     def predict(self, adapted: SupportImages, query_x: Tensor) -> Tensor:
-        logits = self.pair_logits(self.embed(query_x), adapted.embeddings)
+        return self.predict_embedded(adapted, self.embed(query_x))
+
+    def predict_embedded(self, adapted: SupportImages, z_query: Tensor) -> Tensor:
+        logits = self.pair_logits(z_query, adapted.embeddings)
         return self.class_logits(logits, adapted.labels, adapted.ways)
 
     def meta_loss(self, batch: EpisodeBatch) -> Tensor:

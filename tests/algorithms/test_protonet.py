@@ -131,3 +131,40 @@ def test_default_backbone_is_batchnorm_conv4_and_works_on_images():
     y = torch.arange(5).repeat(2)
     logits = model.predict(model.adapt(x, y), torch.rand(7, 1, 28, 28))
     assert logits.shape == (7, 5) and bool((logits <= 0).all())
+
+
+@pytest.mark.parametrize("name", ["protonet", "matching", "relation", "siamese"])
+def test_embed_once_evaluation_equals_per_episode_evaluate(name):
+    from metaloop.data.base import ClassDataset
+    from metaloop.evaluate import evaluate
+    from metaloop.metric.fast_eval import evaluate_embedded
+    from metaloop.tasks.episode_set import EpisodeSet
+    from metaloop.tasks.sampler import FewShotSampler
+
+    torch.manual_seed(0)
+    n_cls, per = 8, 4
+    data = torch.randint(0, 256, (n_cls * per, 1, 28, 28), dtype=torch.uint8)
+    ds = ClassDataset(data, torch.arange(n_cls).repeat_interleave(per), tuple(map(str, range(n_cls))))
+    episodes = EpisodeSet.generate(FewShotSampler(ds, 3, 2, 2), 6, seed=0)
+    kwargs = {
+        "protonet": {}, "relation": {},
+        "matching": {"fce": True, "embedding_dim": 64, "fce_steps": 2},
+        "siamese": {"backbone": Conv4(norm="batch"), "embedding_dim": 64},
+    }[name]
+    algo = get_algorithm(name)(**kwargs)
+    for m in algo.modules():  # non-trivial running statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    ref = evaluate(algo, episodes)
+    fast = evaluate_embedded(algo, episodes, chunk=7)
+    torch.testing.assert_close(fast.values, ref.values)
+    assert fast.mean == pytest.approx(ref.mean) and fast.ci95 == pytest.approx(ref.ci95)
+    assert fast.extra["nll"][0] == pytest.approx(ref.extra["nll"][0], rel=1e-4)
+
+
+def test_embed_once_evaluation_refuses_task_batch_norm():
+    from metaloop.metric.fast_eval import evaluate_embedded
+
+    with pytest.raises(ValueError, match="task"):
+        evaluate_embedded(ProtoNet(Conv4(norm="task")), None)

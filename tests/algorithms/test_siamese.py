@@ -123,3 +123,24 @@ def test_pair_sampler_refuses_tiny_datasets():
     ds = ClassDataset(data, torch.tensor([0, 1, 1]), ("a", "b"))
     with pytest.raises(ValueError, match=">= 2 examples"):
         PairSampler(ds)
+
+
+def test_within_alphabet_sampler_draws_every_class_from_one_alphabet():
+    from metaloop.metric.oneshot import WithinAlphabetSampler
+
+    names = tuple(f"{a}/character{i:02d}" for a in ("A", "B", "C") for i in range(6)) + ("D/c1",)
+    n = len(names)
+    data = torch.zeros(n * 3, 1, 4, 4, dtype=torch.uint8)
+    ds = ClassDataset(data, torch.arange(n).repeat_interleave(3), names)
+    sampler = WithinAlphabetSampler(ds, ways=5, shots=1, queries=1)
+    assert sampler.alphabet_names == ["A", "B", "C"]  # D has too few classes
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(30):
+        ep = sampler.sample(g)
+        alphabets = {names[int(c)].split("/")[0] for c in ep.classes}
+        assert len(alphabets) == 1 and len(set(ep.classes.tolist())) == 5
+        seen |= alphabets
+    assert seen == {"A", "B", "C"}
+    with pytest.raises(ValueError, match="no alphabet"):
+        WithinAlphabetSampler(ds, ways=7)

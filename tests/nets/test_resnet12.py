@@ -35,3 +35,4 @@ def test_bad_arguments():
         ResNet12(image_size=8)
     with pytest.raises(ValueError, match="unknown pool"):
         ResNet12(pool="max")
+
