@@ -148,15 +148,16 @@ def main() -> None:
         results[key] = {**res.to_dict(), "cpu_s": time.process_time() - cpu,
                         "paper": spec.get("paper")}
         print(f"{name} {key}: {res.summary()} (paper {spec.get('paper')})", flush=True)
-    finished = state["iteration"] >= iterations
-    out = {"preset": args.preset, "iterations_done": state["iteration"], "iterations": iterations,
-           "finished": finished, "train_wall_s": state["train_seconds"],
+    finished = state["iteration"] >= tr["iterations"]
+    out = {"preset": args.preset, "iterations_done": state["iteration"],
+           "preset_iterations": tr["iterations"], "finished": finished,
+           "train_wall_s": state["train_seconds"],
            "train_cpu_s": state["cpu_seconds"], "threads": torch.get_num_threads(),
            "best_val": state["best"], "curve": state["curve"], "test": results,
            "command": f"python benchmarks/repro_metric.py {args.preset} --resume",
            "host_cpus": os.cpu_count()}
     out_path.write_text(json.dumps(out, indent=1))
-    print(f"wrote {out_path}" + ("" if finished else f" (partial: {state['iteration']}/{iterations}"
+    print(f"wrote {out_path}" + ("" if finished else f" (partial: {state['iteration']}/{tr['iterations']}"
                                  " iterations; re-run with --resume to continue)"))
 
 

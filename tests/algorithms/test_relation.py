@@ -67,3 +67,27 @@ def test_flat_backbone_is_refused_with_a_clear_message():
         model.adapt(torch.rand(2, 1, 5, 5), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="RelationModule"):
         RelationNet(backbone=nn.Flatten())
+
+
+def _metric_presets():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "metaloop" / "presets"
+    return sorted(p for prefix in ("protonet", "matching", "relation", "siamese")
+                  for p in folder.glob(f"{prefix}_*.yaml"))
+
+
+@pytest.mark.parametrize("path", _metric_presets(), ids=lambda p: p.stem)
+def test_metric_presets_are_complete(path):
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text())
+    cls = get_algorithm(cfg["algorithm"])
+    assert cfg["data"]["dataset"] == "omniglot"
+    for spec in cfg["test"].values():
+        assert spec["episodes"] == 1000 and spec["shots"] >= 1
+    train = cfg["train"]
+    if cfg["algorithm"] == "protonet":
+        assert train["ways"] == 60 and train["shots"] == next(iter(cfg["test"].values()))["shots"]
+    if cfg["algorithm"] != "siamese":  # the 105x105 Koch net is built in the slow path only
+        assert isinstance(cls(**cfg.get("args", {})), cls)
