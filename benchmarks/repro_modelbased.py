@@ -1,0 +1,162 @@
+"""Reproduce the model-based rows (MANN, SNAIL, Meta Networks, Hebbian) on Omniglot, 28x28.
+
+    OMP_NUM_THREADS=1 python benchmarks/repro_modelbased.py metaloop/presets/hebbian_omniglot_5w1s.yaml \
+        [--minutes 30] [--iterations N] [--out results/hebbian_5w1s.json]
+
+Meta-trains on the Vinyals train split, selects the best state on fixed meta-val episodes, then
+scores fixed meta-test episodes with ``metaloop.evaluate`` (mean ± 95 % CI). ``--minutes`` bounds the
+training wall time (partial runs are reported as such: the JSON records iterations done). CPU time
+(process time) is recorded next to wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+
+from metaloop.algorithms import get_algorithm
+from metaloop.data.base import ClassDataset, Splits
+from metaloop.engine.loop import meta_train
+from metaloop.evaluate import evaluate
+from metaloop.tasks.episode_set import EpisodeSet
+from metaloop.tasks.sampler import FewShotSampler
+from metaloop.tasks.seeding import derive_seed
+
+
+def default_data_root() -> Path:
+    """``$METALOOP_DATA/omniglot`` or the first ``shared/data/omniglot`` above this file."""
+    if os.environ.get("METALOOP_DATA"):
+        return Path(os.environ["METALOOP_DATA"]) / "omniglot"
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "shared" / "data" / "omniglot").is_dir():
+            return parent / "shared" / "data" / "omniglot"
+    raise FileNotFoundError("Omniglot not found; set METALOOP_DATA to the folder holding omniglot/")
+
+
+STOPGAP_NOTE = "stop-gap loader in benchmarks/repro_modelbased.py (metaloop.data.load_omniglot missing)"
+
+
+def load_splits(root: Path, image_size: int) -> tuple[Splits, str]:
+    try:
+        from metaloop.data import load_omniglot
+    except ImportError:
+        return load_omniglot_stopgap(root, image_size), STOPGAP_NOTE
+    return load_omniglot(root, image_size=image_size, split="vinyals"), "metaloop.data.load_omniglot"
+
+
+# --- stop-gap loader: delete once metaloop.data.load_omniglot is on main -------------------------
+
+
+def _characters(root: Path, size: int) -> dict[str, np.ndarray]:
+    chars: dict[str, list[np.ndarray]] = {}
+    for zname in ("images_background.zip", "images_evaluation.zip"):
+        with zipfile.ZipFile(root / zname) as z:
+            for name in sorted(z.namelist()):
+                if not name.endswith(".png"):
+                    continue
+                _, alphabet, character, _ = name.split("/")
+                img = Image.open(io.BytesIO(z.read(name))).convert("L").resize((size, size), Image.LANCZOS)
+                chars.setdefault(f"{alphabet}/{character}", []).append(255 - np.asarray(img))
+    return {k: np.stack(v) for k, v in chars.items()}
+
+
+def load_omniglot_stopgap(root: str | Path, image_size: int = 28, cache: str | Path | None = None) -> Splits:
+    root = Path(root)
+    cache = Path(cache or f"/tmp/metaloop_omniglot_{image_size}.pt")
+    if cache.exists():
+        chars = torch.load(cache)
+    else:
+        chars = {k: torch.from_numpy(v.copy()) for k, v in _characters(root, image_size).items()}
+        torch.save(chars, cache)
+    splits = {}
+    for split in ("train", "val", "test"):
+        names = (root / "splits" / "vinyals" / f"{split}.txt").read_text().split()
+        data, targets = [], []
+        for c, line in enumerate(names):
+            character, rot = line.rsplit("/", 1)
+            data.append(torch.rot90(chars[character], int(rot[3:]) // 90, dims=(1, 2)))
+            targets.append(torch.full((len(chars[character]),), c))
+        splits[split] = ClassDataset(torch.cat(data).unsqueeze(1).contiguous(), torch.cat(targets),
+                                     tuple(names), name=f"omniglot-{split}")
+    return Splits(splits["train"], splits["val"], splits["test"])
+# --------------------------------------------------------------------------------------------------
+
+
+def build(preset: dict) -> torch.nn.Module:
+    kwargs = dict(preset.get("model", {}))
+    return get_algorithm(preset["algorithm"])(**kwargs)
+
+
+def run(preset: dict, minutes: float, iterations: int | None, out: Path | None) -> dict:
+    torch.manual_seed(preset.get("seed", 0))
+    root = Path(preset.get("data") or default_data_root())
+    splits, loader = load_splits(root, preset.get("image_size", 28))
+    ways, shots = preset["ways"], preset["shots"]
+    train = FewShotSampler(splits.train, ways, shots, preset.get("train_queries", 5))
+    val = EpisodeSet.generate(FewShotSampler(splits.val, ways, shots, 5), preset.get("val_episodes", 200), 1)
+    test = EpisodeSet.generate(FewShotSampler(splits.test, ways, shots, preset.get("test_queries", 5)),
+                               preset.get("test_episodes", 1000), 2)
+    algorithm = build(preset)
+    optimizer = torch.optim.Adam(algorithm.parameters(), lr=preset.get("lr", 1e-3))
+    total = iterations or preset["iterations"]
+    every = preset.get("val_every", 250)
+    log = {"preset": preset, "loader": loader, "validations": [], "iterations_done": 0}
+    best, best_state = -1.0, None
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    done, chunk = 0, 0
+    while done < total and time.perf_counter() - wall0 < minutes * 60:
+        n = min(every, total - done)
+        history = meta_train(algorithm, train, iterations=n, meta_batch=preset.get("meta_batch", 16),
+                             optimizer=optimizer, seed=derive_seed(preset.get("seed", 0), chunk),
+                             val_episodes=val, val_every=n, grad_clip=preset.get("grad_clip"))
+        done, chunk = done + n, chunk + 1
+        _, acc, ci = history.validations[-1]
+        loss = float(np.mean(history.train_loss))
+        log["validations"].append({"iteration": done, "val_acc": acc, "val_ci95": ci, "train_loss": loss,
+                                   "wall_s": time.perf_counter() - wall0})
+        print(f"it {done:6d}  loss {loss:.3f}  val {100 * acc:.2f} ± {100 * ci:.2f}  "
+              f"{time.perf_counter() - wall0:.0f}s", flush=True)
+        if acc > best:
+            best, best_state = acc, copy.deepcopy(algorithm.state_dict())
+        log["iterations_done"] = done
+    log["train_wall_s"] = time.perf_counter() - wall0
+    log["train_cpu_s"] = time.process_time() - cpu0
+    log["complete"] = done >= total
+    if best_state is not None:
+        algorithm.load_state_dict(best_state)
+    cpu1 = time.process_time()
+    result = evaluate(algorithm, test)
+    log["test"] = result.to_dict()
+    log["test_cpu_s"] = time.process_time() - cpu1
+    print(f"TEST {preset['algorithm']} {ways}-way {shots}-shot: {result.summary()} "
+          f"after {done}/{total} iterations", flush=True)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(log, indent=2))
+        torch.save(algorithm.state_dict(), out.with_suffix(".pt"))
+    return log
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("preset", type=Path)
+    parser.add_argument("--minutes", type=float, default=float("inf"), help="training wall-time bound")
+    parser.add_argument("--iterations", type=int, default=None, help="override the preset's iterations")
+    parser.add_argument("--out", type=Path, default=None, help="JSON log (+ .pt weights) path")
+    args = parser.parse_args()
+    run(yaml.safe_load(args.preset.read_text()), args.minutes, args.iterations, args.out)
+
+
+if __name__ == "__main__":
+    main()
