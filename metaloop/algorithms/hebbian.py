@@ -56,7 +56,7 @@ class HebbianFastWeights(Algorithm):
 
     def __init__(self, ways: int, embedding: nn.Module | None = None, *, in_channels: int = 1,
                  image_size: int = 28, input_shape: tuple[int, ...] | None = None,
-                 init_alpha: float = 0.01, init_eta: float = 0.5) -> None:
+                 init_alpha: float = 0.1, init_eta: float = 0.5) -> None:
         super().__init__()
         if ways < 2:
             raise ValueError(f"ways must be >= 2, got {ways}")
@@ -90,12 +90,15 @@ class HebbianFastWeights(Algorithm):
     def predict(self, adapted: HebbianState, query_x: Tensor) -> Tensor:
         return self.logits(adapted.trace, self.embedding(query_x).flatten(1))
 
-    def meta_loss(self, batch: EpisodeBatch) -> Tensor:
+    def batch_logits(self, batch: EpisodeBatch) -> Tensor:
+        """All tasks at once with the closed-form trace (support order shuffled in training)."""
         sx, sy = batch.support_x, batch.support_y
         check_episode_labels("HebbianFastWeights", sy, self.ways)
         if self.training:
             sx, sy = shuffle_support(sx, sy)
         zs, zq = embed_pair(self.embedding, sx, batch.query_x, batch_dims=2)
         trace = hebbian_trace_batched(zs, one_hot(sy, self.ways, zs.dtype), self.eta)
-        logits = self.logits(trace, zq)
-        return F.cross_entropy(logits.flatten(0, 1), batch.query_y.flatten())
+        return self.logits(trace, zq)
+
+    def meta_loss(self, batch: EpisodeBatch) -> Tensor:
+        return F.cross_entropy(self.batch_logits(batch).flatten(0, 1), batch.query_y.flatten())

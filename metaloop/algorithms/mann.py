@@ -115,22 +115,31 @@ class MANN(Algorithm):
         logits, _ = self.step(adapted.expand(features.shape[0]), features)
         return logits
 
-    def meta_loss(self, batch: EpisodeBatch) -> Tensor:
-        """All tasks at once: shuffled support sequence (loss at every step, as in the paper's
-        training) followed by each query as its own next step from the post-support state."""
+    def forward_batch(self, batch: EpisodeBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """All tasks at once: the support sequence (shuffled in training), then each query as its
+        own next step from the post-support state. Returns query logits ``[T, Q, ways]``, the
+        per-step support logits ``[T, S, ways]`` and the support labels in the order shown."""
         sx, sy = batch.support_x, batch.support_y
         check_episode_labels("MANN", sy, self.ways)
         if self.training:
             sx, sy = shuffle_support(sx, sy)
         zs, zq = embed_pair(self.embedding, sx, batch.query_x, batch_dims=2)
         state = self.read_sequence(zs, sy)
-        tasks, queries = batch.query_y.shape
+        tasks, queries = zq.shape[:2]
         after = MANNState(tuple(t.repeat_interleave(queries, 0) for t in state.hidden),
                           state.memory.repeat_interleave(queries),
                           state.pending_label.repeat_interleave(queries, 0))
         logits, _ = self.step(after, zq.flatten(0, 1))
-        loss = F.cross_entropy(logits, batch.query_y.flatten())
+        return logits.view(tasks, queries, -1), state.support_logits, sy
+
+    def batch_logits(self, batch: EpisodeBatch) -> Tensor:
+        return self.forward_batch(batch)[0]
+
+    def meta_loss(self, batch: EpisodeBatch) -> Tensor:
+        """Query loss plus, as in the paper's training, the loss at every support step."""
+        logits, support_logits, sy = self.forward_batch(batch)
+        loss = F.cross_entropy(logits.flatten(0, 1), batch.query_y.flatten())
         if self.support_loss_weight:
-            support = F.cross_entropy(state.support_logits.flatten(0, 1), sy.flatten())
+            support = F.cross_entropy(support_logits.flatten(0, 1), sy.flatten())
             loss = loss + self.support_loss_weight * support
         return loss

@@ -91,14 +91,18 @@ class SNAIL(Algorithm):
     def predict(self, adapted: SNAILState, query_x: Tensor) -> Tensor:
         return self.classify(adapted.support, self.labelled(self.embedding(query_x).flatten(1), None))
 
-    def meta_loss(self, batch: EpisodeBatch) -> Tensor:
-        """One ``[support..., query]`` sequence per query of every task, support order shuffled."""
+    def batch_logits(self, batch: EpisodeBatch) -> Tensor:
+        """One ``[support..., query]`` sequence per query of every task (support order shuffled in
+        training); returns ``[T, Q, ways]``."""
         sx, sy = batch.support_x, batch.support_y
         self._check(sy)
         if self.training:
             sx, sy = shuffle_support(sx, sy)
         zs, zq = embed_pair(self.embedding, sx, batch.query_x, batch_dims=2)
-        queries = batch.query_y.shape[1]
+        tasks, queries = zq.shape[:2]
         support = self.labelled(zs, sy).repeat_interleave(queries, dim=0)
         logits = self.classify(support, self.labelled(zq.flatten(0, 1), None))
-        return F.cross_entropy(logits, batch.query_y.flatten())
+        return logits.view(tasks, queries, -1)
+
+    def meta_loss(self, batch: EpisodeBatch) -> Tensor:
+        return F.cross_entropy(self.batch_logits(batch).flatten(0, 1), batch.query_y.flatten())
