@@ -29,6 +29,7 @@ from metaloop.algorithms import get_algorithm
 from metaloop.data.base import ClassDataset, Splits
 from metaloop.engine.loop import meta_train
 from metaloop.evaluate import evaluate
+from metaloop.modelbased.instance_protocol import evaluate_instances
 from metaloop.tasks.episode_set import EpisodeSet
 from metaloop.tasks.sampler import FewShotSampler
 from metaloop.tasks.seeding import derive_seed
@@ -139,6 +140,13 @@ def run(preset: dict, minutes: float, iterations: int | None, out: Path | None) 
     result = evaluate(algorithm, test)
     log["test"] = result.to_dict()
     log["test_cpu_s"] = time.process_time() - cpu1
+    if "instance_protocol" in preset:  # Santoro et al. Table 1: accuracy by presentation
+        proto = preset["instance_protocol"]
+        sampler = FewShotSampler(splits.test, proto["ways"], proto["instances"], 0)
+        g = torch.Generator().manual_seed(3)
+        batch = sampler.sample_batch(proto["episodes"], g)
+        log["instance_accuracy"] = evaluate_instances(algorithm, batch, g)
+        print(f"per-instance accuracy: {log['instance_accuracy']}", flush=True)
     print(f"TEST {preset['algorithm']} {ways}-way {shots}-shot: {result.summary()} "
           f"after {done}/{total} iterations", flush=True)
     if out is not None:
@@ -154,8 +162,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=float("inf"), help="training wall-time bound")
     parser.add_argument("--iterations", type=int, default=None, help="override the preset's iterations")
     parser.add_argument("--out", type=Path, default=None, help="JSON log (+ .pt weights) path")
+    parser.add_argument("--smoke", action="store_true", help="2 iterations, 5 val/test episodes")
     args = parser.parse_args()
-    run(yaml.safe_load(args.preset.read_text()), args.minutes, args.iterations, args.out)
+    preset = yaml.safe_load(args.preset.read_text())
+    if args.smoke:
+        preset.update(iterations=2, val_every=2, val_episodes=5, test_episodes=5)
+        if "instance_protocol" in preset:
+            preset["instance_protocol"]["episodes"] = 2
+    run(preset, args.minutes, args.iterations, args.out)
 
 
 if __name__ == "__main__":
