@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import json
-import os
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
-from PIL import Image
 
 from metaloop.algorithms import get_algorithm
-from metaloop.data.base import ClassDataset, Splits
+from metaloop.data import load_omniglot
+from metaloop.data.base import Splits
 from metaloop.engine.loop import meta_train
 from metaloop.evaluate import evaluate
 from metaloop.modelbased.instance_protocol import evaluate_instances
@@ -35,63 +32,8 @@ from metaloop.tasks.sampler import FewShotSampler
 from metaloop.tasks.seeding import derive_seed
 
 
-def default_data_root() -> Path:
-    """``$METALOOP_DATA/omniglot`` or the first ``shared/data/omniglot`` above this file."""
-    if os.environ.get("METALOOP_DATA"):
-        return Path(os.environ["METALOOP_DATA"]) / "omniglot"
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "data" / "omniglot").is_dir():
-            return parent / "shared" / "data" / "omniglot"
-    raise FileNotFoundError("Omniglot not found; set METALOOP_DATA to the folder holding omniglot/")
-
-
-STOPGAP_NOTE = "stop-gap loader in benchmarks/repro_modelbased.py (metaloop.data.load_omniglot missing)"
-
-
-def load_splits(root: Path, image_size: int) -> tuple[Splits, str]:
-    try:
-        from metaloop.data import load_omniglot
-    except ImportError:
-        return load_omniglot_stopgap(root, image_size), STOPGAP_NOTE
-    return load_omniglot(root, image_size=image_size, split="vinyals"), "metaloop.data.load_omniglot"
-
-
-# --- stop-gap loader: delete once metaloop.data.load_omniglot is on main -------------------------
-
-
-def _characters(root: Path, size: int) -> dict[str, np.ndarray]:
-    chars: dict[str, list[np.ndarray]] = {}
-    for zname in ("images_background.zip", "images_evaluation.zip"):
-        with zipfile.ZipFile(root / zname) as z:
-            for name in sorted(z.namelist()):
-                if not name.endswith(".png"):
-                    continue
-                _, alphabet, character, _ = name.split("/")
-                img = Image.open(io.BytesIO(z.read(name))).convert("L").resize((size, size), Image.LANCZOS)
-                chars.setdefault(f"{alphabet}/{character}", []).append(255 - np.asarray(img))
-    return {k: np.stack(v) for k, v in chars.items()}
-
-
-def load_omniglot_stopgap(root: str | Path, image_size: int = 28, cache: str | Path | None = None) -> Splits:
-    root = Path(root)
-    cache = Path(cache or f"/tmp/metaloop_omniglot_{image_size}.pt")
-    if cache.exists():
-        chars = torch.load(cache)
-    else:
-        chars = {k: torch.from_numpy(v.copy()) for k, v in _characters(root, image_size).items()}
-        torch.save(chars, cache)
-    splits = {}
-    for split in ("train", "val", "test"):
-        names = (root / "splits" / "vinyals" / f"{split}.txt").read_text().split()
-        data, targets = [], []
-        for c, line in enumerate(names):
-            character, rot = line.rsplit("/", 1)
-            data.append(torch.rot90(chars[character], int(rot[3:]) // 90, dims=(1, 2)))
-            targets.append(torch.full((len(chars[character]),), c))
-        splits[split] = ClassDataset(torch.cat(data).unsqueeze(1).contiguous(), torch.cat(targets),
-                                     tuple(names), name=f"omniglot-{split}")
-    return Splits(splits["train"], splits["val"], splits["test"])
-# --------------------------------------------------------------------------------------------------
+def load_splits(root: str | None, image_size: int) -> Splits:
+    return load_omniglot(root, image_size=image_size, split="vinyals")
 
 
 def build(preset: dict) -> torch.nn.Module:
@@ -99,20 +41,22 @@ def build(preset: dict) -> torch.nn.Module:
     return get_algorithm(preset["algorithm"])(**kwargs)
 
 
-def run(preset: dict, minutes: float, iterations: int | None, out: Path | None) -> dict:
+def run(preset: dict, minutes: float, iterations: int | None, out: Path | None,
+        weights: Path | None = None) -> dict:
     torch.manual_seed(preset.get("seed", 0))
-    root = Path(preset.get("data") or default_data_root())
-    splits, loader = load_splits(root, preset.get("image_size", 28))
+    splits = load_splits(preset.get("data"), preset.get("image_size", 28))
     ways, shots = preset["ways"], preset["shots"]
     train = FewShotSampler(splits.train, ways, shots, preset.get("train_queries", 5))
     val = EpisodeSet.generate(FewShotSampler(splits.val, ways, shots, 5), preset.get("val_episodes", 200), 1)
     test = EpisodeSet.generate(FewShotSampler(splits.test, ways, shots, preset.get("test_queries", 5)),
                                preset.get("test_episodes", 1000), 2)
     algorithm = build(preset)
+    if weights is not None:  # continue from (or, with --iterations 0, only score) saved weights
+        algorithm.load_state_dict(torch.load(weights))
     optimizer = torch.optim.Adam(algorithm.parameters(), lr=preset.get("lr", 1e-3))
-    total = iterations or preset["iterations"]
+    total = preset["iterations"] if iterations is None else iterations
     every = preset.get("val_every", 250)
-    log = {"preset": preset, "loader": loader, "validations": [], "iterations_done": 0}
+    log = {"preset": preset, "validations": [], "iterations_done": 0}
     best, best_state = -1.0, None
     wall0, cpu0 = time.perf_counter(), time.process_time()
     done, chunk = 0, 0
@@ -162,6 +106,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=float("inf"), help="training wall-time bound")
     parser.add_argument("--iterations", type=int, default=None, help="override the preset's iterations")
     parser.add_argument("--out", type=Path, default=None, help="JSON log (+ .pt weights) path")
+    parser.add_argument("--weights", type=Path, default=None, help="start from saved weights (.pt)")
     parser.add_argument("--smoke", action="store_true", help="2 iterations, 5 val/test episodes")
     args = parser.parse_args()
     preset = yaml.safe_load(args.preset.read_text())
@@ -169,7 +114,7 @@ def main() -> None:
         preset.update(iterations=2, val_every=2, val_episodes=5, test_episodes=5)
         if "instance_protocol" in preset:
             preset["instance_protocol"]["episodes"] = 2
-    run(preset, args.minutes, args.iterations, args.out)
+    run(preset, args.minutes, args.iterations, args.out, args.weights)
 
 
 if __name__ == "__main__":
