@@ -88,7 +88,7 @@ def test_meta_step_respects_trust_region_and_improves_surrogate():
     info = learner.meta_step(goals, gen)
     assert info["accepted"] == 1.0
     assert info["kl"] < 1e-3 and info["loss_after"] < info["loss_before"]
-    moved = sum(float((v - before[k]).abs().sum()) for k, v in policy.named_parameters())
+    moved = sum(float((v.detach() - before[k]).abs().sum()) for k, v in policy.named_parameters())
     assert moved > 0
 
 
