@@ -119,7 +119,7 @@ def nav_eval(args: argparse.Namespace) -> None:
             rows = [json.loads(line) for line in log.read_text().splitlines()]
             results[name].update(train_iterations=len(rows), train_cpu_s=rows[-1]["cpu_s"])
         print(name, " / ".join(f"{m:.2f} ± {c:.2f}" for m, c in cis))
-    results["paper_maml"] = {"mean": MAML_TABLE4}
+    results["MAML paper (Table 4)"] = {"mean": MAML_TABLE4}
     (out / "nav_eval.json").write_text(json.dumps(results, indent=1))
     plot_returns(results, Path(args.docs_img) / "rl_nav2d_adaptation.png")
 
@@ -133,7 +133,7 @@ def plot_returns(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, r in results.items():
         steps = range(len(r["mean"]))
-        style = {"ls": "--", "color": "k"} if name.startswith("paper") else {"marker": "o", "capsize": 3}
+        style = {"ls": "--", "color": "k"} if "paper" in name else {"marker": "o", "capsize": 3}
         ax.errorbar(steps, r["mean"], yerr=r.get("ci95"), label=name, **style)
     ax.set(xlabel="policy-gradient steps", ylabel="average return", title="2D navigation (held-out goals)")
     ax.set_xticks(range(4))
@@ -237,11 +237,47 @@ def bandit_train(args: argparse.Namespace) -> None:
     torch.save(policy.state_dict(), out / f"{tag}.pt")
 
 
+def report(args: argparse.Namespace) -> None:
+    """Markdown tables from the evaluation JSON files under ``--out`` (pasted into docs/rl.md)."""
+    out = Path(args.out)
+    nav = out / "nav_eval.json"
+    if nav.exists():
+        print("| policy | 0 steps | 1 step | 2 steps | 3 steps | meta-iterations | train CPU s |")
+        print("|---|---|---|---|---|---|---|")
+        for name, r in json.loads(nav.read_text()).items():
+            cells = (
+                [f"{m:.2f} ± {c:.2f}" for m, c in zip(r["mean"], r["ci95"], strict=True)]
+                if "ci95" in r
+                else [f"{m:.2f}" for m in r["mean"]]
+            )
+            extra = [
+                str(r.get("train_iterations", "")),
+                f"{r['train_cpu_s']:.0f}" if "train_cpu_s" in r else "",
+            ]
+            print(f"| {name} | " + " | ".join(cells + extra) + " |")
+    names = ["rl2", "rl2 (greedy)", "random", "greedy", "ucb1", "thompson", "gittins"]
+    print("\n| k | n | " + " | ".join(names) + " | RL² training |")
+    print("|---|---|" + "---|" * (len(names) + 1))
+    def kn(path: Path) -> tuple[int, int]:
+        return int(path.name.split("_")[1][1:]), int(path.name.split("_")[2][1:])
+
+    for path in sorted(out.glob("bandit_k*_n*_eval.json"), key=kn):
+        r = json.loads(path.read_text())
+        k, n = kn(path)
+        cells = [f"{r[x]['regret']:.2f} ± {r[x]['ci95']:.2f}" if x in r else "—" for x in names]
+        train = (
+            f"{r['rl2']['train_iterations']} it, {r['rl2']['train_cpu_s']:.0f} CPU s"
+            if "rl2" in r
+            else "not trained"
+        )
+        print(f"| {k} | {n} | " + " | ".join(cells) + f" | {train} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["nav-train", "nav-eval", "bandit-train", "bandit-eval"])
+    parser.add_argument("command", choices=["nav-train", "nav-eval", "bandit-train", "bandit-eval", "report"])
     parser.add_argument("--mode", choices=["maml", "pretrained"], default="maml")
     parser.add_argument("--preset", default=None)
     parser.add_argument("--minutes", type=float, default=35.0)
@@ -257,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
         nav_eval(args)
     elif args.command == "bandit-train":
         bandit_train(args)
+    elif args.command == "report":
+        report(args)
     else:
         bandit_eval(args)
 
