@@ -21,9 +21,7 @@ class BernoulliBanditFamily:
         """Arm means ``[n, arms]`` ~ U[0, 1] (Duan et al. 2016, §4.1)."""
         return torch.rand(n, self.arms, generator=generator)
 
-    def make(
-        self, means: Tensor, generator: torch.Generator | None = None
-    ) -> BatchedBernoulliBandit:
+    def make(self, means: Tensor, generator: torch.Generator | None = None) -> BatchedBernoulliBandit:
         return BatchedBernoulliBandit(means, generator)
 
 

@@ -33,10 +33,7 @@ class _PhysicsFamily:
         """``n`` parameter dicts, each parameter uniform in its range."""
         u = torch.rand(n, len(self.ranges), generator=generator, dtype=torch.float64)
         return [
-            {
-                k: lo + (hi - lo) * float(u[i, j])
-                for j, (k, (lo, hi)) in enumerate(self.ranges.items())
-            }
+            {k: lo + (hi - lo) * float(u[i, j]) for j, (k, (lo, hi)) in enumerate(self.ranges.items())}
             for i in range(n)
         ]
 

@@ -24,9 +24,7 @@ class Navigation2DEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(
-        self, goal: Any = None, horizon: int = 100, low: float = -0.5, high: float = 0.5
-    ) -> None:
+    def __init__(self, goal: Any = None, horizon: int = 100, low: float = -0.5, high: float = 0.5) -> None:
         self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
         self.action_space = spaces.Box(-0.1, 0.1, (2,), np.float32)
         self.horizon, self.low, self.high = horizon, low, high

@@ -8,7 +8,7 @@ from types import ModuleType
 def require_gymnasium() -> ModuleType:
     try:
         import gymnasium
-    except ImportError as err:  # pragma: no cover - depends on the environment
+    except ImportError as err:
         raise ImportError(
             "metaloop's gymnasium environments need gymnasium; install it with "
             "`pip install metaloop[rl]` (or `pip install gymnasium`)"

@@ -62,9 +62,7 @@ class MAMLRL:
         if inner_steps < 0:
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
         if rollouts < 2:
-            raise ValueError(
-                f"rollouts must be >= 2 (the baseline is fitted on them), got {rollouts}"
-            )
+            raise ValueError(f"rollouts must be >= 2 (the baseline is fitted on them), got {rollouts}")
         self.policy, self.family = policy, family
         self.inner_lr, self.inner_steps, self.rollouts = inner_lr, inner_steps, rollouts
         self.gamma, self.gae_lambda, self.first_order = gamma, gae_lambda, first_order
@@ -116,9 +114,7 @@ class MAMLRL:
             old = Normal(old.loc.detach(), old.scale.detach())
         return MetaBatch(pre, post, post_adv, old)
 
-    def objective(
-        self, theta: Params, batch: MetaBatch, create_graph: bool
-    ) -> tuple[Tensor, Tensor]:
+    def objective(self, theta: Params, batch: MetaBatch, create_graph: bool) -> tuple[Tensor, Tensor]:
         """(surrogate loss, mean KL) of the adapted policies θ'_i(θ) on the post-update rollouts;
         ``create_graph`` keeps the inner step differentiable (second order)."""
         post = batch.post

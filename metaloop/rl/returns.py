@@ -77,10 +77,7 @@ class LinearFeatureBaseline:
     def features(obs: Tensor) -> Tensor:
         """``obs`` ``[T, B, d]`` → features ``[T, B, 2d + 4]``."""
         T, B = obs.shape[:2]
-        t = (
-            torch.arange(T, dtype=obs.dtype, device=obs.device).view(T, 1, 1).expand(T, B, 1)
-            / 100.0
-        )
+        t = torch.arange(T, dtype=obs.dtype, device=obs.device).view(T, 1, 1).expand(T, B, 1) / 100.0
         return torch.cat([obs, obs**2, t, t**2, t**3, torch.ones_like(t)], dim=-1)
 
     def fit(self, obs: Tensor, returns: Tensor, mask: Tensor) -> LinearFeatureBaseline:

@@ -32,15 +32,11 @@ class RL2Policy(nn.Module):
     def initial_state(self, batch: int) -> Tensor:
         return torch.zeros(1, batch, self.hidden)
 
-    def encode(
-        self, obs: Tensor, prev_action: Tensor, prev_reward: Tensor, prev_done: Tensor
-    ) -> Tensor:
+    def encode(self, obs: Tensor, prev_action: Tensor, prev_reward: Tensor, prev_done: Tensor) -> Tensor:
         """The RL² input ``[obs, one_hot(a_{t-1}), r_{t-1}, d_{t-1}]``; ``prev_action < 0`` = none."""
         one_hot = F.one_hot(prev_action.clamp_min(0), self.num_actions).to(obs.dtype)
         one_hot = one_hot * (prev_action >= 0).unsqueeze(-1)
-        return torch.cat(
-            [obs, one_hot, prev_reward.unsqueeze(-1), prev_done.to(obs.dtype).unsqueeze(-1)], -1
-        )
+        return torch.cat([obs, one_hot, prev_reward.unsqueeze(-1), prev_done.to(obs.dtype).unsqueeze(-1)], -1)
 
     def forward(self, inputs: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``inputs`` ``[T, B, in]`` from ``state`` ``[1, B, H]`` → (logits, values, final state)."""
@@ -95,9 +91,7 @@ def run_trials(
                 rec[k].append(v)
             prev_a, prev_r, prev_d = action, reward, done
     s = {k: torch.stack(v) for k, v in rec.items()}
-    return TrialBatch(
-        s["inputs"], s["actions"], s["log_probs"], s["values"], s["rewards"], s["starts"]
-    )
+    return TrialBatch(s["inputs"], s["actions"], s["log_probs"], s["values"], s["rewards"], s["starts"])
 
 
 class RL2PPO:
@@ -137,25 +131,21 @@ class RL2PPO:
         for _ in range(self.epochs):
             order = torch.randperm(batch, generator=generator)
             for idx in order.chunk(self.minibatches):
-                logits, values, _ = self.policy(
-                    trials.inputs[:, idx], self.policy.initial_state(len(idx))
-                )
+                logits, values, _ = self.policy(trials.inputs[:, idx], self.policy.initial_state(len(idx)))
                 dist = Categorical(logits=logits)
                 ratio = torch.exp(dist.log_prob(trials.actions[:, idx]) - trials.log_probs[:, idx])
                 adv = advantages[:, idx]
                 surrogate = torch.min(ratio * adv, ratio.clamp(1 - self.clip, 1 + self.clip) * adv)
                 value_loss = (values - returns[:, idx]).pow(2).mean()
                 entropy = dist.entropy().mean()
-                loss = (
-                    -surrogate.mean() + self.value_coef * value_loss - self.entropy_coef * entropy
-                )
+                loss = -surrogate.mean() + self.value_coef * value_loss - self.entropy_coef * entropy
                 self.optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.optimizer.step()
                 stats["loss"] += float(loss.detach()) / (self.epochs * self.minibatches)
                 stats["entropy"] += float(entropy.detach()) / (self.epochs * self.minibatches)
-                stats["clip_frac"] += float(
-                    ((ratio.detach() - 1).abs() > self.clip).float().mean()
-                ) / (self.epochs * self.minibatches)
+                stats["clip_frac"] += float(((ratio.detach() - 1).abs() > self.clip).float().mean()) / (
+                    self.epochs * self.minibatches
+                )
         return stats
