@@ -1,0 +1,1 @@
+"""Subcommands of the ``metaloop`` CLI, one module each (see :mod:`metaloop.cli`)."""

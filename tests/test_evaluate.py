@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from metaloop.algorithms.base import Algorithm, check_no_steps
+from metaloop.evaluate import evaluate
+from metaloop.tasks.episode_set import EpisodeSet
+from metaloop.tasks.sampler import FewShotSampler
+
+
+class PixelNearestMean(Algorithm):
+    """Parameter-free nearest class mean in pixel space: exact on easy toy data."""
+
+    def adapt(self, support_x, support_y, *, steps=None):
+        check_no_steps("PixelNearestMean", steps)
+        ways = int(support_y.max()) + 1
+        flat = support_x.flatten(1)
+        return torch.stack([flat[support_y == c].mean(0) for c in range(ways)])
+
+    def predict(self, means, query_x):
+        return -torch.cdist(query_x.flatten(1), means) ** 2
+
+
+def test_evaluate_reports_accuracy_ci_and_calibration(toy_dataset):
+    # first pixel = class code: nearest mean on it is perfect when other pixels are constant
+    data = toy_dataset.data.clone()
+    data.view(len(data), -1)[:, 1:] = 0
+    from metaloop.data.base import ClassDataset
+    clean = ClassDataset(data, toy_dataset.targets, toy_dataset.class_names)
+    episodes = EpisodeSet.generate(FewShotSampler(clean, 5, 1, 3), 20, seed=0)
+    result = evaluate(PixelNearestMean(), episodes)
+    assert result.metric == "accuracy" and result.mean == 1.0 and result.ci95 == 0.0
+    assert result.episodes == 20 and set(result.extra) == {"nll", "ece"}
+    assert "100.00 ± 0.00 %" in result.summary()
+    with pytest.raises(ValueError, match="without 'steps'"):
+        evaluate(PixelNearestMean(), episodes, steps=3)
+    with pytest.raises(ValueError, match="no episodes"):
+        evaluate(PixelNearestMean(), [])
+
+
+def test_evaluate_restores_training_mode(toy_dataset):
+    algo = PixelNearestMean()
+    algo.train()
+    evaluate(algo, EpisodeSet.generate(FewShotSampler(toy_dataset, 2, 1, 1), 2, seed=0))
+    assert algo.training
