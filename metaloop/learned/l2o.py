@@ -24,19 +24,17 @@ from metaloop.tasks.episode import Episode
 
 @dataclass(frozen=True)
 class Problem:
-    """Minimise ``loss_fn`` from ``theta0``; ``test_fn`` scores the result on held-out points."""
+    """Minimise ``loss_fn`` (a function of the flat parameters) starting from ``theta0``."""
 
     loss_fn: Callable[[Tensor], Tensor]
     theta0: Tensor
-    test_fn: Callable[[Tensor], Tensor]
 
 
 def problem_from_episode(model: nn.Module, episode: Episode, generator: torch.Generator,
                          loss: Callable[[Tensor, Tensor], Tensor]) -> Problem:
-    """Train a fresh draw of ``model``'s init on the support set, test on the query set."""
+    """Train a fresh draw of ``model``'s initialisation on the episode's support set."""
     theta0 = init_parameters(model, generator)
-    return Problem(functional_loss(model, loss, episode.support_x, episode.support_y), theta0,
-                   functional_loss(model, loss, episode.query_x, episode.query_y))
+    return Problem(functional_loss(model, loss, episode.support_x, episode.support_y), theta0)
 
 
 def meta_train_optimizer(
