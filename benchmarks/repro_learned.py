@@ -4,7 +4,7 @@
     PYTHONPATH=. python benchmarks/repro_learned.py l2o    # learned optimizer vs tuned SGD / Adam
     PYTHONPATH=. python benchmarks/repro_learned.py plot   # uncertainty bands (after the sinusoid runs)
 
-Sinusoid presets: icl_sinusoid, cnp_sinusoid, np_sinusoid, ravi_sinusoid, maml_sinusoid_compare.
+Sinusoid presets: icl_sinusoid, cnp_sinusoid, np_sinusoid, ravi_sinusoid, icl_maml_baseline.
 
 Every sinusoid preset is scored on the same fixed episodes (seeded EpisodeSets, K = 5/10/20, 100
 queries, 600 episodes) with mean ± 95 % CI; results go to ``runs/learned/<preset>.json`` and the
