@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from importlib import resources
 from pathlib import Path
@@ -103,21 +104,38 @@ def cmd_sinusoid(args) -> None:
     iterations = args.iterations or tr["iterations"]
     alg = build(preset)
     OUT.mkdir(parents=True, exist_ok=True)
-    val = EpisodeSet.generate(RegressionSampler(SinusoidFamily(), 10, 100), 100, seed=99)
-    start = time.process_time()
-    hist = meta_train(
-        alg, MixedShots(SinusoidFamily(), tuple(tr["shots"]), tr["queries"]),
-        iterations=iterations, meta_batch=tr["meta_batch"], lr=tr["lr"], seed=tr["seed"],
-        val_episodes=val, val_every=max(iterations // 20, 1), grad_clip=tr.get("grad_clip"),
-        callback=lambda i, loss, r: print(f"it {i} loss {loss:.4f}" + (
-            f" val mse {r.mean:.4f}" if r else ""), flush=True) if i % 500 == 0 or r else None)
-    train_cpu = time.process_time() - start
-    torch.save(alg.state_dict(), OUT / f"{args.preset}.pt")
-    result = {"preset": args.preset, "iterations": iterations, "train_cpu_s": train_cpu,
-              "best_iteration": hist.best_iteration, "params": sum(p.numel() for p in alg.parameters()),
-              "eval": {k: score(alg, s) for k, s in eval_sets(preset).items()}}
-    (OUT / f"{args.preset}.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
+    ckpt = OUT / f"{args.preset}.pt"
+    info = {"preset": args.preset, "iterations": iterations}
+    if args.eval_only:
+        alg.load_state_dict(torch.load(ckpt, weights_only=True))
+        info.update(json.loads((OUT / f"{args.preset}.train.json").read_text()))
+    else:
+        val = EpisodeSet.generate(RegressionSampler(SinusoidFamily(), 10, 100), 100, seed=99)
+        start = time.process_time()
+        best = [math.inf]
+
+        def callback(i, loss, r):
+            if i % 500 == 0 or r:
+                print(f"it {i} loss {loss:.4f}" + (f" val mse {r.mean:.4f}" if r else ""), flush=True)
+            if r is not None and r.mean < best[0]:  # keep the best so far on disk (resumable eval)
+                best[0] = r.mean
+                torch.save(alg.state_dict(), ckpt)
+                info.update(train_cpu_s=time.process_time() - start, best_iteration=i, done=False)
+                (OUT / f"{args.preset}.train.json").write_text(json.dumps(info))
+
+        hist = meta_train(
+            alg, MixedShots(SinusoidFamily(), tuple(tr["shots"]), tr["queries"]),
+            iterations=iterations, meta_batch=tr["meta_batch"], lr=tr["lr"], seed=tr["seed"],
+            val_episodes=val, val_every=max(iterations // 20, 1), grad_clip=tr.get("grad_clip"),
+            callback=callback)
+        info.update(train_cpu_s=time.process_time() - start, best_iteration=hist.best_iteration,
+                    done=True)
+        torch.save(alg.state_dict(), ckpt)
+        (OUT / f"{args.preset}.train.json").write_text(json.dumps(info))
+    info["params"] = sum(p.numel() for p in alg.parameters())
+    info["eval"] = {k: score(alg, s) for k, s in eval_sets(preset).items()}
+    (OUT / f"{args.preset}.json").write_text(json.dumps(info, indent=1))
+    print(json.dumps(info, indent=1))
 
 
 def make_mlp(hidden, activation: str) -> nn.Module:
@@ -240,6 +258,8 @@ def main() -> None:
     s = sub.add_parser("sinusoid")
     s.add_argument("--preset", required=True)
     s.add_argument("--iterations", type=int)
+    s.add_argument("--eval-only", action="store_true",
+                   help="score the best checkpoint saved so far (e.g. of an interrupted run)")
     s.set_defaults(fn=cmd_sinusoid)
     o = sub.add_parser("l2o")
     o.add_argument("--iterations", type=int)

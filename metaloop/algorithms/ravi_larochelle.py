@@ -12,12 +12,13 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
+from torch.func import functional_call, vmap
 
 from metaloop.algorithms.base import Algorithm
 from metaloop.algorithms.registry import register
 from metaloop.learned.flat import ParamSpec, flat_parameters
 from metaloop.learned.meta_learner_lstm import MetaLearnerLSTM
+from metaloop.tasks.episode import EpisodeBatch
 
 
 @register("ravi_larochelle")
@@ -65,3 +66,20 @@ class RaviLarochelle(Algorithm):
 
     def predict(self, adapted: Tensor, query_x: Tensor) -> Tensor:
         return self._forward(adapted, query_x)
+
+    def meta_loss(self, batch: EpisodeBatch) -> Tensor:
+        """All tasks at once: the meta-learner is coordinate-wise, so the learners of a meta-batch
+        are one long vector of coordinates, and their forward passes are vmapped."""
+        tasks, n = len(batch), self.spec.numel
+        ml = self.meta_learner
+        task_loss = vmap(lambda th, x, y: self.loss(self._forward(th, x), y))
+        theta = ml.c0.repeat(tasks)
+        state = ml.init_state(tasks)
+        for _ in range(self.steps):
+            with torch.enable_grad():
+                leaf = theta.detach().view(tasks, n).requires_grad_(True)
+                losses = task_loss(leaf, batch.support_x, batch.support_y)
+                (grad,) = torch.autograd.grad(losses.sum(), leaf)
+            per_coord = losses.detach().repeat_interleave(n)
+            theta, state = ml.step(theta, grad.reshape(-1), per_coord, state)
+        return task_loss(theta.view(tasks, n), batch.query_x, batch.query_y).mean()

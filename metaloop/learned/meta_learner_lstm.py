@@ -37,17 +37,21 @@ class MetaLearnerLSTM(nn.Module):
                 gate.weight.uniform_(-0.01, 0.01)
                 gate.bias.uniform_(lo, hi)
 
-    def init_state(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(h, c, f, i)`` of the first layer and the gates, per coordinate."""
-        n = self.c0.numel()
+    def init_state(self, tasks: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(h, c, f, i)`` of the first layer and the gates, per coordinate (of ``tasks`` learners)."""
+        n = self.c0.numel() * tasks
         zeros = self.c0.new_zeros(n, self.hidden)
         return zeros, zeros, self.c0.new_ones(n, 1), self.c0.new_zeros(n, 1)
 
     def step(self, theta: Tensor, grad: Tensor, loss: Tensor, state):
-        """One learner update ``theta_t = f_t * theta_{t-1} - i_t * grad_t`` (Eq. 2)."""
+        """One learner update ``theta_t = f_t * theta_{t-1} - i_t * grad_t`` (Eq. 2).
+
+        ``theta`` and ``grad`` are flat (several learners may be concatenated); ``loss`` is a scalar
+        or one value per coordinate (each learner's loss repeated over its coordinates).
+        """
         h, c, f_prev, i_prev = state
         g = preprocess_gradients(grad, self.preprocess_p)
-        l_feat = preprocess_gradients(loss.reshape(1), self.preprocess_p).expand(grad.numel(), 2)
+        l_feat = preprocess_gradients(loss.expand_as(grad), self.preprocess_p)
         h, c = self.lstm(torch.cat([g, l_feat], dim=-1).to(theta.dtype), (h, c))
         col = theta.unsqueeze(-1)
         f = torch.sigmoid(self.forget(torch.cat([h, col, f_prev], dim=-1)))
