@@ -252,6 +252,42 @@ def cmd_plot(args) -> None:
     print(f"wrote {out}")
 
 
+def cmd_table(args) -> None:
+    """Markdown tables from the JSON results under runs/learned/."""
+    names = {"icl_sinusoid": "in-context transformer", "cnp_sinusoid": "CNP", "np_sinusoid": "NP",
+             "icl_maml_baseline": "MAML (10 steps)", "ravi_sinusoid": "Ravi & Larochelle (5 steps)"}
+    print("| learner | K | MSE ± 95% CI | Gaussian NLL ± CI | coverage 50/80/90/95 % | "
+          "CPU ms / episode | train iters (CPU s) |")
+    print("|---|---|---|---|---|---|---|")
+    for key, label in names.items():
+        path = OUT / f"{key}.json"
+        if not path.is_file():
+            continue
+        r = json.loads(path.read_text())
+        for k, row in r["eval"].items():
+            nll = f"{row['nll'][0]:.3f} ± {row['nll'][1]:.3f}" if "nll" in row else "–"
+            cov = "/".join(f"{100 * v:.0f}" for v in row["coverage"].values()) if "coverage" in row \
+                else "–"
+            print(f"| {label} | {k} | {row['mse'][0]:.3f} ± {row['mse'][1]:.3f} | {nll} | {cov} | "
+                  f"{row['cpu_ms'][0]:.2f} | {r.get('best_iteration')}/{r['iterations']} "
+                  f"({r.get('train_cpu_s', 0):.0f}) |")
+    path = OUT / "l2o.json"
+    if path.is_file():
+        r = json.loads(path.read_text())
+        print(f"\nLSTM optimizer: {r['iterations']} meta-iterations, {r['train_cpu_s']:.0f} CPU s\n")
+        print("| setting | steps | LSTM (learned) | SGD (tuned lr) | Adam (tuned lr) | "
+              "LSTM < Adam on | LSTM < SGD on | CPU s / run LSTM · SGD · Adam |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in r["rows"]:
+            def cell(n, row=row):
+                return f"{row[n][0]:.4f} ± {row[n][1]:.4f} (median {row[n + '_median']:.4f})"
+            cpu = " · ".join(f"{row[n + '_cpu_s'][0]:.3f}" for n in ("lstm", "sgd", "adam"))
+            print(f"| {row['setting']} | {row['steps']} | {cell('lstm')} | {cell('sgd')}, "
+                  f"lr {row['sgd_lr']:g} | {cell('adam')}, lr {row['adam_lr']:g} | "
+                  f"{100 * row['lstm_beats_adam']:.0f} % | {100 * row['lstm_beats_sgd']:.0f} % | "
+                  f"{cpu} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -268,6 +304,8 @@ def main() -> None:
     p = sub.add_parser("plot")
     p.add_argument("--docs", default="docs/img")
     p.set_defaults(fn=cmd_plot)
+    t = sub.add_parser("table")
+    t.set_defaults(fn=cmd_table)
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.fn(args)
