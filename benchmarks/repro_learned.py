@@ -31,7 +31,7 @@ from metaloop.algorithms import get_algorithm
 from metaloop.engine.loop import meta_train
 from metaloop.evaluate import evaluate
 from metaloop.learned import l2o
-from metaloop.learned.coordinatewise import LSTMRule, save_rule
+from metaloop.learned.coordinatewise import LSTMRule, load_rule, save_rule
 from metaloop.learned.uncertainty import DEFAULT_LEVELS, coverage
 from metaloop.nets import MLP
 from metaloop.tasks.episode_set import EpisodeSet
@@ -157,20 +157,21 @@ def cmd_l2o(args) -> None:
     preset = load_preset("l2o_sinusoid_mlp")
     pc, tr, ev = preset["problem"], preset["train"], preset["eval"]
     torch.manual_seed(tr["seed"])
-    rule = LSTMRule(**preset["rule"])
+    rule = load_rule(args.resume) if args.resume else LSTMRule(**preset["rule"])
     model = make_mlp(pc["hidden"], pc["activation"])
     sampler = RegressionSampler(SinusoidFamily(), pc["points"], pc["test_points"])
     iterations = args.iterations or tr["iterations"]
     start = time.process_time()
     curve = l2o.meta_train_optimizer(
         rule, lambda g: l2o.problem_from_episode(model, sampler.sample(g), g, F.mse_loss),
-        iterations=iterations, generator=generator_for(tr["seed"], 0x121), horizon=tr["horizon"],
+        iterations=iterations, generator=generator_for(tr["seed"], 0x121, int(bool(args.resume))),
+        horizon=tr["horizon"],
         truncation=tr["truncation"], meta_lr=tr["meta_lr"],
         log=lambda i, v: print(f"it {i} mean trajectory loss {v:.4f}", flush=True) if i % 100 == 0
         else None)
     train_cpu = time.process_time() - start
     OUT.mkdir(parents=True, exist_ok=True)
-    save_rule(rule, OUT / "l2o_rule.pt")
+    save_rule(rule, OUT / f"l2o{args.tag}_rule.pt")
     rows, curves = [], {}
     for i, st in enumerate(ev["settings"]):
         tune = problems(pc, st["hidden"], st["activation"], ev["tune_problems"], seed=1000 + i)
@@ -199,10 +200,10 @@ def cmd_l2o(args) -> None:
         row["lstm_beats_sgd"] = float((finals["lstm"] < finals["sgd"]).double().mean())
         rows.append(row)
         print(json.dumps(row), flush=True)
-    result = {"iterations": iterations, "train_cpu_s": train_cpu, "meta_curve": curve,
-              "rows": rows, "curves": curves}
-    (OUT / "l2o.json").write_text(json.dumps(result))
-    plot_l2o(curves, Path(args.docs) / "l2o_curves.png")
+    result = {"iterations": iterations, "resumed_from": args.resume, "train_cpu_s": train_cpu,
+              "meta_curve": curve, "rows": rows, "curves": curves}
+    (OUT / f"l2o{args.tag}.json").write_text(json.dumps(result))
+    plot_l2o(curves, Path(args.docs) / f"l2o{args.tag}_curves.png")
 
 
 def plot_l2o(curves: dict, path: Path) -> None:
@@ -300,6 +301,8 @@ def main() -> None:
     o = sub.add_parser("l2o")
     o.add_argument("--iterations", type=int)
     o.add_argument("--docs", default="docs/img")
+    o.add_argument("--resume", help="continue meta-training a rule saved by an earlier run")
+    o.add_argument("--tag", default="", help="suffix for the output files")
     o.set_defaults(fn=cmd_l2o)
     p = sub.add_parser("plot")
     p.add_argument("--docs", default="docs/img")
