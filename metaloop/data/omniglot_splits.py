@@ -1,0 +1,125 @@
+"""The two standard Omniglot class splits.
+
+* ``"vinyals"`` (Vinyals et al. 2016, as published with Snell et al.'s Prototypical Networks and used
+  by torchmeta): 1,028 / 172 / 423 characters, each in 4 rotations as separate classes, read from
+  ``<root>/splits/vinyals/{train,val,test}.txt`` → 4,112 / 688 / 1,692 classes.
+* ``"lake"`` (Lake et al. 2015): meta-train on the background alphabets, meta-test on the 20
+  evaluation alphabets (659 characters). Lake et al. define no validation set; we hold out five
+  background alphabets, the same five that form the Vinyals meta-val (Armenian, Bengali,
+  Early_Aramaic, Hebrew, Mkhedruli_(Georgian): 172 characters), leaving 25 alphabets / 792 characters
+  for meta-training. Whole alphabets are held out, so the within-alphabet protocol works on every
+  split. No rotations unless ``rotations=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from metaloop.data.base import ClassDataset, Splits
+from metaloop.data.omniglot import _load
+from metaloop.data.root import resolve_data_root
+
+SPLITS = ("vinyals", "lake")
+LAKE_VAL_ALPHABETS = ("Armenian", "Bengali", "Early_Aramaic", "Hebrew", "Mkhedruli_(Georgian)")
+_LINE = re.compile(r"^([^/\s]+/character\d+)/rot(\d{3})$")
+
+
+def read_split_file(path: Path) -> list[tuple[str, int]]:
+    """``[("Korean/character01", 90), ...]`` from a Vinyals split file, validated line by line."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"omniglot: split file {path} missing. The Vinyals split files come with Prototypical "
+            "Networks (github.com/jakesnell/prototypical-networks, data/omniglot/splits/vinyals/); "
+            f"put train.txt, val.txt and test.txt in {path.parent}"
+        )
+    out: list[tuple[str, int]] = []
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        m = _LINE.match(line)
+        if m is None or int(m.group(2)) not in (0, 90, 180, 270):
+            raise ValueError(
+                f"omniglot: {path}, line {lineno}: {line!r} is not "
+                "'<Alphabet>/characterNN/rot000|rot090|rot180|rot270'"
+            )
+        if line in seen:
+            raise ValueError(
+                f"omniglot: {path}, line {lineno}: {line!r} repeats line {seen[line]}; "
+                "each class may appear once"
+            )
+        seen[line] = lineno
+        out.append((m.group(1), int(m.group(2))))
+    if not out:
+        raise ValueError(f"omniglot: split file {path} lists no classes")
+    return out
+
+
+def _rotated(base: ClassDataset, wanted: list[tuple[str, int]], path: Path, name: str) -> ClassDataset:
+    known = set(base.class_names)
+    for char, _ in wanted:
+        if char not in known:
+            raise ValueError(
+                f"omniglot: {path} names character {char!r}, which is not in the Omniglot zips; "
+                "the split file does not match this data"
+            )
+    from metaloop.tasks.augment import rotate_classes  # here: tasks imports data at import time
+
+    chars = list(dict.fromkeys(char for char, _ in wanted))
+    angles = sorted({a for _, a in wanted})
+    rotated = rotate_classes(base.subset_by_names(chars), angles)
+    return rotated.subset_by_names([f"{c}/rot{a:03d}" for c, a in wanted], name=name)
+
+
+def load_omniglot(
+    root: str | os.PathLike | None = None,
+    image_size: int = 28,
+    split: str = "vinyals",
+    cache_dir: str | os.PathLike | None = None,
+    resample: str = "lanczos",
+    rotations: bool | None = None,
+) -> Splits:
+    """Class-disjoint meta-train / meta-val / meta-test Omniglot datasets.
+
+    split: ``"vinyals"`` (rotated classes from the split files; ``rotations`` must be None or True)
+    or ``"lake"`` (background / evaluation alphabets; ``rotations=True`` adds rotated classes).
+    Dataset names are ``omniglot-<split>-<train|val|test>``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown Omniglot split {split!r}; use one of {SPLITS}")
+    root = resolve_data_root(root, "omniglot")
+    if split == "vinyals":
+        if rotations is False:
+            raise ValueError(
+                "split='vinyals' is defined on rotated classes (rot000..rot270); use split='lake' "
+                "for unrotated characters"
+            )
+        files = {s: root / "splits" / "vinyals" / f"{s}.txt" for s in ("train", "val", "test")}
+        wanted = {s: read_split_file(p) for s, p in files.items()}  # fail fast, before decoding
+        base, _ = _load(root, image_size, cache_dir, resample)
+        parts = {s: _rotated(base, wanted[s], files[s], f"omniglot-vinyals-{s}") for s in files}
+        return Splits(parts["train"], parts["val"], parts["test"])
+
+    base, background = _load(root, image_size, cache_dir, resample)
+    missing = [a for a in LAKE_VAL_ALPHABETS if not any(
+        n.startswith(a + "/") for n in background)]
+    if missing:
+        raise ValueError(f"omniglot: background alphabets {missing} not found in {root}")
+    groups: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for i, n in enumerate(base.class_names):
+        if n not in background:
+            groups["test"].append(i)
+        elif n.split("/", 1)[0] in LAKE_VAL_ALPHABETS:
+            groups["val"].append(i)
+        else:
+            groups["train"].append(i)
+    from metaloop.tasks.augment import rotate_classes
+
+    parts = {}
+    for s, ix in groups.items():
+        ds = base.subset(ix, name=f"omniglot-lake-{s}")
+        parts[s] = rotate_classes(ds) if rotations else ds
+    return Splits(parts["train"], parts["val"], parts["test"])
