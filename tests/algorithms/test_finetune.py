@@ -26,11 +26,11 @@ def test_registered():
 def test_frozen_backbone_head_matches_fit_head_on_features():
     x, y = _clusters()
     backbone = _backbone()
-    algo = FineTune(backbone, steps=50, lr=0.1, seed=4)
+    algo = FineTune(backbone, steps=20, lr=0.1, seed=4)
     net, head = algo.adapt(x, y)
     assert net is None
     with torch.no_grad():
-        ref = fit_head(backbone(x), y, 4, steps=50, lr=0.1, seed=4)
+        ref = fit_head(backbone(x), y, 4, steps=20, lr=0.1, seed=4)
         assert torch.allclose(algo.predict((net, head), x), ref(backbone(x)))
     assert all(p.grad is None for p in backbone.parameters())
 
@@ -39,7 +39,7 @@ def test_whole_network_finetuning_adapts_a_copy_and_fits():
     x, y = _clusters()
     backbone = _backbone()
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
-    algo = FineTune(backbone, finetune_backbone=True, steps=100, lr=0.1)
+    algo = FineTune(backbone, finetune_backbone=True, steps=40, lr=0.1)
     net, head = algo.adapt(x, y)
     assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())
     assert not torch.equal(net[0].weight, backbone[0].weight)
@@ -49,7 +49,7 @@ def test_whole_network_finetuning_adapts_a_copy_and_fits():
 
 def test_steps_zero_is_an_untrained_head():
     x, y = _clusters()
-    algo = FineTune(_backbone(), steps=50)
+    algo = FineTune(_backbone(), steps=5)
     _, h0 = algo.adapt(x, y, steps=0)
     _, h50 = algo.adapt(x, y)
     assert not torch.equal(h0.weight, h50.weight)

@@ -72,6 +72,7 @@ def test_evaluate_pixel_nn_beats_chance_on_clustered_data():
     data = (centres.repeat_interleave(10, 0) + 20 * torch.randn(80, 1, 6, 6, generator=g)).clamp(0, 255)
     from metaloop.data.base import ClassDataset
 
-    ds = ClassDataset(data.to(torch.uint8), torch.arange(8).repeat_interleave(10), [f"c{i}" for i in range(8)])
+    names = [f"c{i}" for i in range(8)]
+    ds = ClassDataset(data.to(torch.uint8), torch.arange(8).repeat_interleave(10), names)
     result = evaluate(NearestNeighbour(), EpisodeSet.generate(FewShotSampler(ds, 5, 1, 5), 20, seed=0))
     assert result.mean > 0.9

@@ -23,7 +23,7 @@ def test_registered():
 
 def test_fits_support_and_is_deterministic():
     x, y = _separable()
-    algo = FromScratch(_linear, steps=60, lr=0.05)
+    algo = FromScratch(_linear, steps=25, lr=0.1)
     a, b = algo.adapt(x, y), algo.adapt(x, y)
     assert torch.equal(algo.predict(a, x), algo.predict(b, x))
     assert (algo.predict(a, x).argmax(1) == y).all()
