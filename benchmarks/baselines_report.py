@@ -43,6 +43,13 @@ def _methods(preset: dict, splits):
     methods = {}
     for spec in preset["methods"]:
         spec = {"dataset": preset["dataset"], **spec}
+        if "tuned_from" in spec:  # reuse the hyper-parameters an eval preset chose on meta-val
+            path = RESULTS / f"{spec['tuned_from']}.json"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} missing: run 'eval' on preset {spec['tuned_from']} first")
+            best = json.loads(path.read_text())["info"]["tuned"]["best"]
+            spec["params"] = {**spec.get("params", {}), **best}
+            log(f"{spec['label']}: meta-val choice of {spec['tuned_from']}: {best}")
         algorithm, _ = build_method(spec, splits)
         methods[spec["label"]] = algorithm
     return methods
