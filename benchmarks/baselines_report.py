@@ -8,11 +8,13 @@ from pathlib import Path
 
 from benchmarks.baselines_setup import RESULTS, build_method, episode_set, load_splits, log
 from metaloop.baselines.domains import domain_drop, to_common_format
-from metaloop.curves import ranking_ndcg, reliability_diagram, shots_curve, steps_curve
+from metaloop.curves import reliability_diagram, shots_curve, steps_curve
 from metaloop.curves.plots import plot_curve, plot_reliability
+from metaloop.curves.ranking import episode_ndcg
 from metaloop.curves.reliability import collect_predictions
 from metaloop.evaluate import evaluate
 from metaloop.io import atomic_write_json
+from metaloop.metrics import mean_ci95
 
 
 def results_table(folder: Path) -> str:
@@ -87,7 +89,9 @@ def _reliability(preset: dict, splits, n: int) -> int:
     for label, algorithm in _methods(preset, splits).items():
         logits, targets = collect_predictions(algorithm, es)
         d = reliability_diagram(logits, targets, preset.get("bins", 15))
-        ndcg = {k: ranking_ndcg(algorithm, es, k) for k in preset.get("ndcg_k", [5])}
+        per_episode = len(es[0].query_y)  # same query count in every episode: split the pooled logits
+        chunks = list(zip(logits.split(per_episode), targets.split(per_episode), strict=True))
+        ndcg = {k: mean_ci95([episode_ndcg(lg, t, k) for lg, t in chunks]) for k in preset.get("ndcg_k", [5])}
         diagrams[label] = d
         scores = {str(k): {"mean": m, "ci95": c} for k, (m, c) in ndcg.items()}
         record[label] = {**d.to_dict(), "ndcg": scores}

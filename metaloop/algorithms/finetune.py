@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from metaloop.algorithms.base import Algorithm
 from metaloop.algorithms.registry import register
-from metaloop.baselines.heads import HeadKind, fit_head, make_head
+from metaloop.baselines.heads import HeadKind, check_finite, fit_head, make_head
 
 
 @register("finetune")
@@ -96,7 +96,9 @@ class FineTune(Algorithm):
                 pick = torch.randperm(n, generator=g)[: self.batch_size].to(support_x.device)
                 xb, yb = support_x[pick], support_y[pick]
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(head(net(xb)), yb).backward()
+            loss = F.cross_entropy(head(net(xb)), yb)
+            check_finite(loss)
+            loss.backward()
             opt.step()
         return net, head
 

@@ -86,5 +86,13 @@ def _sgd_steps(head, opt, features, labels, steps, batch_size, g) -> None:
             pick = torch.randperm(n, generator=g)[:batch_size].to(features.device)
             xb, yb = features[pick], labels[pick]
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(head(xb), yb).backward()
+        loss = F.cross_entropy(head(xb), yb)
+        check_finite(loss)
+        loss.backward()
         opt.step()
+
+
+def check_finite(loss: Tensor) -> None:
+    """Stop a diverged fit with a clear message instead of scoring NaN logits."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"support-set fit diverged (loss {loss.item()}); lower the learning rate")
