@@ -41,8 +41,46 @@ from metaloop.tasks.seeding import generator_for
 OUT = Path("runs/learned")
 
 
+#: What the run-config schema has no field for: the training K range and the K values scored.
+TRAIN_SHOTS = {"icl_sinusoid": (3, 20), "cnp_sinusoid": (3, 20), "np_sinusoid": (3, 20)}
+EVAL_SHOTS = (5, 10, 20)
+
+#: The learned-optimizer experiment (not a meta-training run of an Algorithm, so not a preset).
+L2O = {
+    "rule": {"hidden": 20, "layers": 2, "output_scale": 0.1},
+    "problem": {"points": 50, "test_points": 100, "hidden": [20, 20], "activation": "relu"},
+    "train": {"iterations": 250, "horizon": 100, "truncation": 20, "meta_lr": 0.003, "seed": 0},
+    "eval": {
+        "problems": 50, "tune_problems": 16,
+        "lr_grid": [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+        "settings": [
+            {"name": "same family (1-20-20-1 ReLU), T=100", "hidden": [20, 20],
+             "activation": "relu", "steps": 100},
+            {"name": "longer horizon T=300", "hidden": [20, 20], "activation": "relu", "steps": 300},
+            {"name": "wider net 1-80-80-1 ReLU", "hidden": [80, 80], "activation": "relu",
+             "steps": 100},
+            {"name": "deeper net 1-20-20-20-20-1 ReLU", "hidden": [20, 20, 20, 20],
+             "activation": "relu", "steps": 100},
+            {"name": "sigmoid activations", "hidden": [20, 20], "activation": "sigmoid",
+             "steps": 100},
+        ],
+    },
+}
+
+
 def load_preset(name: str) -> dict:
-    return yaml.safe_load(resources.files("metaloop.presets").joinpath(f"{name}.yaml").read_text())
+    """A run-config preset (metaloop/presets/<name>.yaml) in the shape this script uses."""
+    cfg = yaml.safe_load(resources.files("metaloop.presets").joinpath(f"{name}.yaml").read_text())
+    tr, ev, tasks = cfg["training"], cfg["evaluation"], cfg["tasks"]
+    k = tasks["shots"]
+    return {
+        "algorithm": cfg["algorithm"]["name"], "model": dict(cfg["algorithm"].get("args", {})),
+        "train": {"iterations": tr["iterations"], "meta_batch": tr["meta_batch"], "lr": tr["lr"],
+                  "shots": TRAIN_SHOTS.get(name, (k, k)), "queries": tasks["queries"],
+                  "grad_clip": tr.get("grad_clip"), "seed": tr["seed"]},
+        "eval": {"shots": EVAL_SHOTS, "queries": ev["queries"], "episodes": ev["episodes"],
+                 "seed": ev["seed"]},
+    }
 
 
 class MixedShots:
@@ -61,7 +99,8 @@ def build(preset: dict) -> nn.Module:
     cls = get_algorithm(name)
     if name in ("ravi_larochelle", "maml", "lstm_optimizer"):
         torch.manual_seed(preset["train"]["seed"])  # the wrapped MLP's initial weights
-        return cls(MLP(1, 1, (40, 40)), task="regression", **kwargs)
+        kwargs.setdefault("task", "regression")
+        return cls(MLP(1, 1, (40, 40)), **kwargs)
     return cls(**kwargs)
 
 
@@ -108,7 +147,9 @@ def cmd_sinusoid(args) -> None:
     info = {"preset": args.preset, "iterations": iterations}
     if args.eval_only:
         alg.load_state_dict(torch.load(ckpt, weights_only=True))
-        info.update(json.loads((OUT / f"{args.preset}.train.json").read_text()))
+        meta = OUT / f"{args.preset}.train.json"
+        if meta.is_file():
+            info.update(json.loads(meta.read_text()))
     else:
         val = EpisodeSet.generate(RegressionSampler(SinusoidFamily(), 10, 100), 100, seed=99)
         start = time.process_time()
@@ -154,7 +195,7 @@ def problems(cfg: dict, hidden, activation: str, n: int, seed: int) -> list[l2o.
 
 
 def cmd_l2o(args) -> None:
-    preset = load_preset("l2o_sinusoid_mlp")
+    preset = L2O
     pc, tr, ev = preset["problem"], preset["train"], preset["eval"]
     torch.manual_seed(tr["seed"])
     rule = load_rule(args.resume) if args.resume else LSTMRule(**preset["rule"])

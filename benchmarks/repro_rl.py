@@ -258,6 +258,7 @@ def report(args: argparse.Namespace) -> None:
     names = ["rl2", "rl2 (greedy)", "random", "greedy", "ucb1", "thompson", "gittins"]
     print("\n| k | n | " + " | ".join(names) + " | RL² training |")
     print("|---|---|" + "---|" * (len(names) + 1))
+
     def kn(path: Path) -> tuple[int, int]:
         return int(path.name.split("_")[1][1:]), int(path.name.split("_")[2][1:])
 

@@ -62,9 +62,7 @@ def test_references_ordering_on_5_arms_100_pulls():
     fam = BernoulliBanditFamily(5)
     gen = torch.Generator().manual_seed(0)
     env = fam.make(fam.sample_tasks(400, gen), gen)
-    regret = {
-        k: env.regret(play(REFERENCES[k](100), env, 100, gen)).mean().item() for k in REFERENCES
-    }
+    regret = {k: env.regret(play(REFERENCES[k](100), env, 100, gen)).mean().item() for k in REFERENCES}
     # random regret is 100 (E max − E mean) = 100 (5/6 − 1/2) ≈ 33.3
     assert regret["random"] == pytest.approx(100 / 3, rel=0.1)
     assert regret["gittins"] < regret["thompson"] < regret["ucb1"] < regret["random"]
