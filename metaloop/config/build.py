@@ -43,7 +43,7 @@ def check_kwargs(where: str, target, kwargs: dict, skip: int = 0) -> None:
     allowed = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     for key in kwargs:
         if key not in allowed:
-            names = (["name"] if where in ("model", "algorithm") else []) + allowed
+            names = {"model": ["name", "init"], "algorithm": ["name"]}.get(where, []) + allowed
             raise ConfigError(f"{where}.{key}: unknown argument; allowed: {', '.join(names) or '(none)'}")
 
 
@@ -92,10 +92,24 @@ def build_model(config: RunConfig) -> nn.Module | None:
         args.setdefault("image_size", t.image_size)
     if m.name == "mlp" and "hidden" in args:
         args["hidden"] = tuple(args["hidden"])
+    if m.init != "default" and m.name != "mlp":
+        raise ConfigError(f"model.init: {m.init} is defined for model mlp only; allowed for {m.name}: "
+                          "default")
     try:
-        return cls(**args)
+        model = cls(**args)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model: {exc}") from exc
+    return maml_tf_init(model) if m.init == "maml_tf" else model
+
+
+def maml_tf_init(model: nn.Module, std: float = 0.01) -> nn.Module:
+    """cbfinn/maml's fully connected init (``init_weights`` in maml.py): weights from a normal with
+    std 0.01 truncated at two std, zero biases. Small weights change the sinusoid MSE curve (MAML App. C)."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.zeros_(module.bias)
+    return model
 
 
 def algorithm_class(name: str) -> type:

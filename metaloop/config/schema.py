@@ -46,11 +46,15 @@ class TasksConfig:
 
 @dataclass
 class ModelConfig:
-    """``name`` plus the backbone's constructor arguments as flat keys (``{name: conv4, hidden: 64}``)."""
+    """``name``, ``init`` and the backbone's constructor arguments as flat keys
+    (``{name: conv4, hidden: 64}``)."""
 
-    OPEN = True  # keys other than name are constructor arguments, checked against the signature
+    OPEN = True  # keys other than name and init are constructor arguments, checked against the signature
     name: str = _f("mlp", choices=("mlp", "conv4", "none"),
                    doc="backbone in metaloop.nets; none for learners that build their own network")
+    init: str = _f("default", choices=("default", "maml_tf"),
+                   doc="weight init: the constructor's, or cbfinn/maml's (mlp only: Linear weights "
+                       "truncated normal std 0.01, zero biases)")
     args: dict = _f({}, doc="backbone constructor arguments")
 
 

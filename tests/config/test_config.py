@@ -51,7 +51,7 @@ def test_algorithm_and_model_arguments_checked_against_signatures():
     with pytest.raises(ConfigError, match="algorithm.inner_lrr: unknown argument; allowed: name, inner_lr, "
                                           "inner_steps$"):
         build.check_algorithm(config_from_dict(with_("algorithm.inner_lrr", "1")))
-    with pytest.raises(ConfigError, match="model.width: unknown argument; allowed: name, in_features, "
+    with pytest.raises(ConfigError, match="model.width: unknown argument; allowed: name, init, in_features, "
                                           "out_features, hidden$"):
         build.build_model(config_from_dict(with_("model.width", "3")))
     with pytest.raises(ConfigError, match="algorithm.name: unknown algorithm 'nope'; available:"):
@@ -74,14 +74,14 @@ def test_valid_config_builds_working_objects():
 
 
 def test_presets_all_validate_and_overrides_apply():
-    assert "sinusoid_maml" in preset_paths()
+    assert "maml_sinusoid" in preset_paths() and "sinusoid_maml" not in preset_paths()
     for name in preset_paths():
         config = load_config(name, ["training.iterations=5", "evaluation.steps=[0, 2]"])
         assert config.name == name and config.training.iterations == 5 and config.evaluation.steps == [0, 2]
-    with pytest.raises(ConfigError, match="unknown preset 'sinusoid_mam'; presets: .*sinusoid_maml"):
-        load_config("sinusoid_mam")
+    with pytest.raises(ConfigError, match="unknown preset 'maml_sinusoi'; presets: .*maml_sinusoid"):
+        load_config("maml_sinusoi")
     with pytest.raises(ConfigError, match="expected key=value"):
-        load_config("sinusoid_maml", ["training.lr"])
+        load_config("maml_sinusoid", ["training.lr"])
 
 
 def test_exponent_floats_without_dot_are_floats(tmp_path):
@@ -143,3 +143,22 @@ def test_dataset_tasks_use_the_loader_and_evaluation_shape(monkeypatch):
     with pytest.raises(ConfigError, match="tasks.data_args.rotate: unknown argument; allowed: image_size, "
                                           "split, rotations"):
         build.build_tasks(config)
+
+
+def test_model_init_maml_tf_is_cbfinns_truncated_normal():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = build.build_model(config_from_dict(with_("model.init", "maml_tf")))
+    for layer in (m for m in model.modules() if isinstance(m, torch.nn.Linear)):
+        assert layer.bias.abs().max().item() == 0.0 and layer.weight.abs().max().item() <= 0.02
+    weights = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, torch.nn.Linear)])
+    # N(0, 0.01^2) truncated at 2 std has std 0.01 * 0.8796; torch's default init would be ~0.3 here
+    assert abs(weights.std().item() - 0.008796) < 0.004
+    default = build.build_model(config_from_dict(BASE))
+    assert default.body[0].weight.std().item() > 0.1
+    with pytest.raises(ConfigError, match="model.init: 'xavier' is not allowed; choose one of default,"):
+        config_from_dict(with_("model.init", "xavier"))
+    conv = with_("model.init", "maml_tf")
+    conv["model"] = {"name": "conv4", "init": "maml_tf"}
+    with pytest.raises(ConfigError, match="model.init: maml_tf is defined for model mlp only"):
+        build.build_model(config_from_dict(conv))
