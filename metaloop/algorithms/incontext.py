@@ -26,6 +26,11 @@ class InContext(ContextLearner):
         else:
             self.task, self.output = "regression", "gaussian"
 
+    @staticmethod
+    def task_for(args: dict) -> str:
+        """The task kind these constructor arguments give (the engine checks it before building)."""
+        return "classification" if args.get("output") == "classification" else "regression"
+
     def batch_distribution(self, sx: Tensor, sy: Tensor, qx: Tensor):
         if self.task == "classification":
             raise AttributeError("a classifier predicts logits; use predict(...)")

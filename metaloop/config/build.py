@@ -145,7 +145,9 @@ def check_algorithm(config: RunConfig) -> type:
     """Validate the algorithm name, its arguments and its task kind without building anything."""
     cls = algorithm_class(config.algorithm.name)
     kind = task_kind(config)
-    declared = config.algorithm.args.get("task", getattr(cls, "task", kind))
+    task_for = getattr(cls, "task_for", None)  # learners whose kind depends on their arguments
+    declared = config.algorithm.args.get(
+        "task", task_for(config.algorithm.args) if task_for is not None else getattr(cls, "task", kind))
     if "task" not in config.algorithm.args and "task" in inspect.signature(cls).parameters:
         declared = kind  # the learner takes its task kind as an argument: it gets the tasks' kind
     if declared != kind:

@@ -162,3 +162,12 @@ def test_model_init_maml_tf_is_cbfinns_truncated_normal():
     conv["model"] = {"name": "conv4", "init": "maml_tf"}
     with pytest.raises(ConfigError, match="model.init: maml_tf is defined for model mlp only"):
         build.build_model(config_from_dict(conv))
+
+
+def test_task_kind_from_the_learners_arguments():
+    data = with_("algorithm.name", "incontext")
+    data["model"], data["algorithm"]["args"] = {"name": "none"}, {"d_model": 8, "heads": 2}
+    build.check_algorithm(config_from_dict(data))  # a Gaussian head: a regression learner
+    data["algorithm"]["args"]["output"] = "classification"
+    with pytest.raises(ConfigError, match="incontext is a classification learner but the tasks are"):
+        build.check_algorithm(config_from_dict(data))
