@@ -25,7 +25,7 @@ from metaloop.tasks.regression import sinusoid_tasks
 
 @dataclass
 class DemoConfig:
-    iterations: int = 8000
+    iterations: int = 5000
     meta_batch: int = 25
     shots: int = 10
     queries: int = 10
@@ -43,7 +43,7 @@ def run_demo(config: DemoConfig, log=print) -> dict:
     tasks = sinusoid_tasks(shots=config.shots, queries=config.queries)
     test_episodes = EpisodeSet.generate(tasks, config.episodes, seed=config.seed + 1)
     model = MLP(1, 1, (40, 40))
-    maml = get_algorithm("maml")(model, inner_lr=config.inner_lr, inner_steps=1)
+    maml = get_algorithm("maml")(model, inner_lr=config.inner_lr, inner_steps=1, task="regression")
     log(f"meta-training MAML on sinusoids: {config.iterations} iterations × {config.meta_batch} tasks, "
         f"K={config.shots}")
     every = max(1, config.iterations // 10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,7 +50,8 @@ class ClassDataset:
                 f"{self.name}: targets must lie in 0..{n_classes - 1} (one per class name), got "
                 f"range {int(targets.min())}..{int(targets.max())}"
             )
-        order = torch.argsort(targets, stable=True)
+        # NumPy's stable sort: torch.argsort with several threads is 500x slower on a busy 2-core CPU
+        order = torch.from_numpy(np.argsort(targets.numpy(), kind="stable"))
         counts = torch.bincount(targets, minlength=n_classes).tolist()
         object.__setattr__(self, "_by_class", tuple(torch.split(order, counts)))
 

@@ -66,7 +66,9 @@ def _readable_zip(path: Path, dataset: str, problems: list[str]) -> zipfile.ZipF
         zf = open_zip(path, dataset)
         bad = zf.testzip()
     except (ValueError, zipfile.BadZipFile, OSError, EOFError) as e:
-        problems.append(f"{path.name} is not a readable zip ({e}); download it again")
+        cause = e.__cause__ if isinstance(e, ValueError) and e.__cause__ else e
+        problems.append(f"{path.name} is not a readable zip ({cause}): truncated or corrupt; "
+                        "download it again")
         return None
     if bad is not None:
         problems.append(f"{path.name}: entry {bad} fails its CRC check (corrupt); download it again")

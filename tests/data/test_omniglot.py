@@ -9,6 +9,7 @@ from PIL import Image
 
 from metaloop.data.omniglot import alphabet_of, load_omniglot_characters, omniglot_alphabets
 from metaloop.data.omniglot_splits import load_omniglot
+from metaloop.tasks.augment import rotate_classes
 from tests.data.conftest import FAKE_DRAWINGS
 
 
@@ -141,3 +142,18 @@ def test_second_load_hits_the_cache(fake_omniglot, tmp_path, monkeypatch):
     monkeypatch.setattr(om, "_decode", lambda *a: pytest.fail("decoded again despite the cache"))
     second = load_omniglot_characters(root, cache_dir=tmp_path / "c")
     assert torch.equal(first.data, second.data) and first.class_names == second.class_names
+
+
+def test_vinyals_split_equals_rotate_classes(fake_omniglot, tmp_path):
+    """The split loader's one-gather path gives exactly rotate_classes + subset_by_names."""
+    root, _ = fake_omniglot
+    (root / "splits" / "vinyals" / "val.txt").write_text(
+        "Hebrew/character01/rot270\nArmenian/character01/rot000\nHebrew/character01/rot090\n")
+    splits = load_omniglot(root, cache_dir=tmp_path / "c")
+    base = load_omniglot_characters(root, cache_dir=tmp_path / "c")
+    names = ["Hebrew/character01/rot270", "Armenian/character01/rot000", "Hebrew/character01/rot090"]
+    ref = rotate_classes(base.subset_by_names(["Hebrew/character01", "Armenian/character01"]))
+    ref = ref.subset_by_names(names)
+    assert splits.val.class_names == ref.class_names
+    for c in range(3):
+        assert torch.equal(splits.val.data[splits.val.indices_of(c)], ref.data[ref.indices_of(c)])

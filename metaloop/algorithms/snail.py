@@ -1,0 +1,108 @@
+"""SNAIL: a simple neural attentive meta-learner (Mishra et al. 2018).
+
+The episode is one sequence: the labelled support examples ``(embed(x_i), onehot(y_i))`` followed by
+a query ``(embed(x), 0)``. Temporal convolutions aggregate what came before and causal soft attention
+picks out the relevant support examples (Sec. 3); the output at the last position is the query's
+prediction. Omniglot architecture (App. B): Attention(64, 32), TC(T, 128), Attention(256, 128),
+TC(T, 128), Attention(512, 256), then a 1x1 convolution (a linear layer) to ``ways`` logits.
+
+``predict`` builds one sequence per query (``[support..., query]``), so each query is classified
+from the support set alone, exactly as in training with a single query per sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from metaloop.algorithms.base import Algorithm, check_no_steps
+from metaloop.algorithms.registry import register
+from metaloop.modelbased.episode_sequence import (
+    check_episode_labels,
+    default_embedding,
+    embed_pair,
+    embedding_dim,
+    one_hot,
+    shuffle_support,
+)
+from metaloop.modelbased.snail_blocks import AttentionBlock, TCBlock
+from metaloop.tasks.episode import EpisodeBatch
+
+
+@dataclass
+class SNAILState:
+    support: Tensor  # [S, features + ways]: embedded, labelled support sequence
+
+
+@register("snail")
+class SNAIL(Algorithm):
+    def __init__(self, ways: int, shots: int, embedding: nn.Module | None = None, *,
+                 in_channels: int = 1, image_size: int = 28,
+                 input_shape: tuple[int, ...] | None = None, tc_filters: int = 128,
+                 attention: tuple[tuple[int, int], ...] = ((64, 32), (256, 128), (512, 256))) -> None:
+        super().__init__()
+        if ways < 2 or shots < 1:
+            raise ValueError(f"need ways >= 2 and shots >= 1, got ways={ways}, shots={shots}")
+        if len(attention) != 3:
+            raise ValueError("attention takes three (key_size, value_size) pairs, one per block")
+        self.ways, self.shots = ways, shots
+        self.embedding = embedding if embedding is not None else default_embedding(in_channels, image_size)
+        seq_len = ways * shots + 1
+        channels = embedding_dim(self.embedding, input_shape) + ways
+        layers: list[nn.Module] = []
+        for i, (key, value) in enumerate(attention):
+            layers.append(AttentionBlock(channels, key, value))
+            channels = layers[-1].out_channels
+            if i < 2:
+                layers.append(TCBlock(channels, seq_len, tc_filters))
+                channels = layers[-1].out_channels
+        self.blocks = nn.Sequential(*layers)
+        self.output = nn.Linear(channels, ways)
+
+    def labelled(self, features: Tensor, labels: Tensor | None) -> Tensor:
+        """Append the one-hot label, or zeros for an unlabelled query."""
+        if labels is None:
+            return F.pad(features, (0, self.ways))
+        return torch.cat([features, one_hot(labels, self.ways, features.dtype)], dim=-1)
+
+    def _check(self, support_y: Tensor) -> None:
+        check_episode_labels("SNAIL", support_y, self.ways)
+        if support_y.shape[-1] != self.ways * self.shots:
+            raise ValueError(
+                f"SNAIL was built for {self.ways}-way {self.shots}-shot sequences "
+                f"({self.ways * self.shots} support examples) but got {support_y.shape[-1]}"
+            )
+
+    def classify(self, support: Tensor, queries: Tensor) -> Tensor:
+        """``support [B, S, D]`` (or ``[S, D]`` shared), ``queries [B, D]`` → logits ``[B, ways]``."""
+        if support.dim() == 2:
+            support = support.unsqueeze(0).expand(queries.shape[0], -1, -1)
+        sequence = torch.cat([support, queries.unsqueeze(1)], dim=1)
+        return self.output(self.blocks(sequence)[:, -1])
+
+    def adapt(self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None) -> SNAILState:
+        check_no_steps("SNAIL", steps)
+        self._check(support_y)
+        return SNAILState(self.labelled(self.embedding(support_x).flatten(1), support_y))
+
+    def predict(self, adapted: SNAILState, query_x: Tensor) -> Tensor:
+        return self.classify(adapted.support, self.labelled(self.embedding(query_x).flatten(1), None))
+
+    def batch_logits(self, batch: EpisodeBatch) -> Tensor:
+        """One ``[support..., query]`` sequence per query of every task (support order shuffled in
+        training); returns ``[T, Q, ways]``."""
+        sx, sy = batch.support_x, batch.support_y
+        self._check(sy)
+        if self.training:
+            sx, sy = shuffle_support(sx, sy)
+        zs, zq = embed_pair(self.embedding, sx, batch.query_x, batch_dims=2)
+        tasks, queries = zq.shape[:2]
+        support = self.labelled(zs, sy).repeat_interleave(queries, dim=0)
+        logits = self.classify(support, self.labelled(zq.flatten(0, 1), None))
+        return logits.view(tasks, queries, -1)
+
+    def meta_loss(self, batch: EpisodeBatch) -> Tensor:
+        return F.cross_entropy(self.batch_logits(batch).flatten(0, 1), batch.query_y.flatten())

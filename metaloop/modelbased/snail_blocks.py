@@ -1,0 +1,80 @@
+"""SNAIL's building blocks (Mishra et al. 2018, Sec. 3 and Appendix A): dense blocks of causal
+dilated convolutions, TC blocks, and causal soft attention. Sequences are ``[B, T, C]``; every
+block concatenates its output to its input, so channel counts grow along the network.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CausalConv1d(nn.Module):
+    """Kernel-2 dilated convolution padded on the left only: output ``t`` sees inputs ``<= t``."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
+        super().__init__()
+        self.dilation = dilation
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size=2, dilation=dilation)
+
+    def forward(self, x: Tensor) -> Tensor:  # x [B, T, C]
+        y = self.conv(F.pad(x.transpose(1, 2), (self.dilation, 0)))
+        return y.transpose(1, 2)
+
+
+class DenseBlock(nn.Module):
+    """``concat(x, tanh(conv_f(x)) * sigmoid(conv_g(x)))`` with a gated activation (App. A)."""
+
+    def __init__(self, in_channels: int, filters: int, dilation: int) -> None:
+        super().__init__()
+        self.filter = CausalConv1d(in_channels, filters, dilation)
+        self.gate = CausalConv1d(in_channels, filters, dilation)
+        self.out_channels = in_channels + filters
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, torch.tanh(self.filter(x)) * torch.sigmoid(self.gate(x))], dim=-1)
+
+
+class TCBlock(nn.Module):
+    """Dense blocks with dilations 1, 2, 4, ... up to ``ceil(log2 T)`` blocks, so the receptive
+    field covers a whole sequence of length ``T`` (App. A)."""
+
+    def __init__(self, in_channels: int, seq_len: int, filters: int) -> None:
+        super().__init__()
+        blocks, channels = [], in_channels
+        for i in range(max(1, math.ceil(math.log2(seq_len)))):
+            blocks.append(DenseBlock(channels, filters, 2**i))
+            channels = blocks[-1].out_channels
+        self.blocks = nn.Sequential(*blocks)
+        self.out_channels = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.blocks(x)
+
+
+def causal_mask(length: int, device=None) -> Tensor:
+    """``True`` where position ``i`` may not look: every ``j > i``."""
+    return torch.ones(length, length, dtype=torch.bool, device=device).triu(1)
+
+
+class AttentionBlock(nn.Module):
+    """Single-head causal soft attention, ``softmax(QK^T / sqrt(d_k))V`` concatenated to the input."""
+
+    def __init__(self, in_channels: int, key_size: int, value_size: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(in_channels, key_size)
+        self.key = nn.Linear(in_channels, key_size)
+        self.value = nn.Linear(in_channels, value_size)
+        self.scale = 1.0 / math.sqrt(key_size)
+        self.out_channels = in_channels + value_size
+
+    def attention_weights(self, x: Tensor) -> Tensor:
+        logits = self.query(x) @ self.key(x).transpose(1, 2) * self.scale
+        logits = logits.masked_fill(causal_mask(x.shape[1], x.device), float("-inf"))
+        return logits.softmax(dim=-1)  # [B, T, T], row i over positions j <= i
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, self.attention_weights(x) @ self.value(x)], dim=-1)

@@ -1,0 +1,40 @@
+"""A CPU-fast view of a :class:`~metaloop.nets.conv4.Conv4` embedding: same parameters, same function.
+
+Two exact rewrites, no approximation:
+* channels-last memory layout for activations and weights (oneDNN's fast convolution path on CPU;
+  about 2x on Conv-4 training steps in ``cpu_speed_notes.md`` and in our benchmark);
+* max-pool before ReLU: ReLU is monotone, so ``maxpool(relu(x)) == relu(maxpool(x))``, and the ReLU
+  then runs on a quarter of the values.
+
+The wrapped Conv4 is shared, not copied: training through the fast view trains the Conv4.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from metaloop.nets.conv4 import Conv4
+
+
+class FastConv4(nn.Module):
+    def __init__(self, conv4: Conv4) -> None:
+        super().__init__()
+        for block in conv4.features:
+            kinds = [type(m).__name__ for m in block]
+            if len(block) != 4 or not isinstance(block[0], nn.Conv2d) or not isinstance(
+                block[3], nn.MaxPool2d
+            ):
+                raise ValueError(
+                    f"FastConv4 needs max-pool Conv4 blocks [conv, norm, relu, pool], got {kinds}; "
+                    "use Conv4(downsample='max')"
+                )
+        self.conv4 = conv4.to(memory_format=torch.channels_last)
+        self.embedding_dim = conv4.embedding_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.contiguous(memory_format=torch.channels_last)
+        for conv, norm, _relu, pool in self.conv4.features:
+            h = torch.relu(pool(norm(conv(h))))
+        # flatten in the (C, H, W) order of Conv4.embed so the two give identical embeddings
+        return h.contiguous().flatten(1)

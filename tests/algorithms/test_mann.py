@@ -1,0 +1,49 @@
+"""MANN (Santoro et al. 2016): the label arrives one step late, per-instance accuracy bookkeeping."""
+
+import torch
+
+from metaloop.modelbased.instance_protocol import accuracy_by_instance, presentation_index
+from tests.modelbased.tiny import episode, make
+
+
+def test_prediction_at_step_t_sees_labels_before_t_only():
+    model = make("mann").eval()
+    ep = episode()
+    base = model.adapt(ep.support_x, ep.support_y).support_logits[0]
+    for k in range(len(ep.support_y)):
+        y = ep.support_y.clone()
+        y[k] = (y[k] + 1) % 3
+        changed = model.adapt(ep.support_x, y).support_logits[0]
+        assert torch.equal(changed[: k + 1], base[: k + 1]), f"step {k} saw its own label"
+        if k + 1 < len(y):
+            assert not torch.allclose(changed[k + 1], base[k + 1])
+
+
+def test_last_support_label_is_shown_with_the_query():
+    model = make("mann").eval()
+    ep = episode()
+    state = model.adapt(ep.support_x, ep.support_y)
+    assert torch.equal(state.pending_label[0], torch.nn.functional.one_hot(ep.support_y[-1], 3).double())
+    y = ep.support_y.clone()
+    y[-1] = (y[-1] + 1) % 3
+    other = model.adapt(ep.support_x, y)
+    assert not torch.allclose(model.predict(state, ep.query_x), model.predict(other, ep.query_x))
+
+
+def test_memory_is_written_while_reading_the_support_set():
+    model = make("mann").eval()
+    ep = episode()
+    empty = model.initial_state(1, ep.support_x)
+    state = model.adapt(ep.support_x, ep.support_y)
+    assert not torch.allclose(state.memory.memory, empty.memory.memory)
+    # every step writes to `heads` least-used slots, so usage spreads over the memory
+    assert (state.memory.usage > 0).sum() >= model.memory.heads
+
+
+def test_presentation_index_and_accuracy_by_instance_by_hand():
+    labels = torch.tensor([[2, 0, 2, 2, 0]])
+    assert presentation_index(labels).tolist() == [[1, 1, 2, 3, 2]]
+    logits = torch.zeros(1, 5, 3)
+    logits[0, torch.arange(5), torch.tensor([1, 0, 2, 0, 0])] = 1.0  # right at t=1,2,4
+    acc = accuracy_by_instance(logits, labels, instances=(1, 2, 3, 10))
+    assert acc == {1: 0.5, 2: 1.0, 3: 0.0}

@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from metaloop.algorithms.reptile import Reptile
+from metaloop.core.gradcheck import clone_adapt, meta_gradient, relative_error
+from tests.core.optim_fixtures import bn_mlp, sinusoid_batch
+
+
+def reference_phis(net, algo, batch):
+    """Graph-free clone-style SGD per task (Nichol et al. 2018, Alg. 2 inner loop)."""
+    out = []
+    for ep in batch:
+        weights = {n: p.detach().requires_grad_() for n, p in net.named_parameters()}
+        _, phi = clone_adapt(
+            net,
+            weights,
+            algo.adapted_names,
+            algo.inner_lrs(),
+            algo.loss,
+            ep.support_x,
+            ep.support_y,
+            algo.inner_steps,
+            create_graph=False,
+        )
+        out.append(phi)
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+def test_meta_gradient_is_theta_minus_mean_adapted(strategy):
+    net = bn_mlp()
+    algo = Reptile(net, inner_lr=0.05, inner_steps=4, task="regression", strategy=strategy)
+    batch = sinusoid_batch(3, 5, 6)
+    names = [n for n, _ in net.named_parameters()]
+    phis = reference_phis(net, algo, batch)
+    expected = [
+        p.detach() - sum(phi[n] for phi in phis).detach() / len(phis)
+        for n, p in zip(names, net.parameters(), strict=True)
+    ]
+    loss = algo.meta_loss(batch)
+    assert relative_error(meta_gradient(loss, list(net.parameters())), expected) < 1e-10
+    dist = sum(((e) ** 2).sum() for e in expected)  # value check: 1/2 mean ||theta - phi||^2
+    per_task = sum(
+        sum(((p.detach() - phi[n]) ** 2).sum() for n, p in net.named_parameters()) for phi in phis
+    ) / len(phis)
+    assert abs(loss.item() - 0.5 * per_task.item()) < 1e-12
+    assert dist > 0
+
+
+def test_outer_sgd_step_is_reptile_update():
+    net = bn_mlp()
+    algo = Reptile(net, inner_lr=0.05, inner_steps=3, task="regression")
+    batch = sinusoid_batch(2, 5, 6)
+    phis = reference_phis(net, algo, batch)
+    theta = {n: p.detach().clone() for n, p in net.named_parameters()}
+    eps = 0.25
+    opt = torch.optim.SGD(algo.parameters(), lr=eps)
+    algo.meta_loss(batch).backward()
+    opt.step()
+    for n, p in net.named_parameters():
+        mean_phi = sum(phi[n] for phi in phis).detach() / 2
+        assert torch.allclose(p, theta[n] + eps * (mean_phi - theta[n]), rtol=0, atol=1e-14)
+
+
+def test_adapt_is_graph_free_in_train_mode():
+    algo = Reptile(bn_mlp(), task="regression")
+    ep = sinusoid_batch(1, 5, 5)[0]
+    assert all(not t.requires_grad for t in algo.adapt(ep.support_x, ep.support_y).values())
+    with pytest.raises(ValueError, match="first order"):
+        Reptile(bn_mlp(), first_order=False)
+    with pytest.raises(ValueError, match="strategy"):
+        Reptile(bn_mlp(), strategy="split")

@@ -1,0 +1,32 @@
+"""SNAIL (Mishra et al. 2018): the support representation never sees the query; queries unlabelled."""
+
+import pytest
+import torch
+
+from tests.modelbased.tiny import episode, make
+
+
+def test_support_positions_never_see_the_query():
+    model = make("snail").eval()
+    ep = episode()
+    state = model.adapt(ep.support_x, ep.support_y)
+    q = model.labelled(model.embedding(ep.query_x).flatten(1), None)
+    seq = lambda i: torch.cat([state.support, q[i:i + 1]]).unsqueeze(0)  # noqa: E731
+    out0, out1 = model.blocks(seq(0)), model.blocks(seq(1))
+    assert torch.equal(out0[0, :-1], out1[0, :-1])
+    assert not torch.allclose(out0[0, -1], out1[0, -1])
+
+
+def test_query_carries_an_all_zero_label():
+    model = make("snail").eval()
+    z = torch.randn(2, 6, dtype=torch.float64)
+    assert torch.equal(model.labelled(z, None)[:, 6:], torch.zeros(2, 3, dtype=torch.float64))
+    assert torch.equal(model.labelled(z, torch.tensor([2, 0]))[:, 6:],
+                       torch.tensor([[0, 0, 1], [1, 0, 0]], dtype=torch.float64))
+
+
+def test_episode_size_must_match_the_sequence_length_it_was_built_for():
+    model = make("snail").eval()
+    ep = episode()
+    with pytest.raises(ValueError, match="3-way 2-shot"):
+        model.adapt(ep.support_x[:4], ep.support_y[:4])

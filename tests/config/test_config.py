@@ -1,0 +1,145 @@
+"""Config validation: every mistake stops before any work with one line naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from metaloop.config import ConfigError, build, load_config
+from metaloop.config.presets import apply_override, config_from_dict, preset_paths
+
+BASE = {
+    "tasks": {"family": "sinusoid", "shots": 5, "queries": 5},
+    "model": {"name": "mlp", "hidden": [8]},
+    "algorithm": {"name": "tests.engine.tiny:TinyMAML", "args": {"inner_lr": 0.1}},
+    "training": {"iterations": 3, "meta_batch": 2},
+}
+
+
+def with_(path: str, value) -> dict:
+    data = {k: dict(v) for k, v in BASE.items()}
+    apply_override(data, f"{path}={value}")
+    return data
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("training.lrr", "0.1", "training.lrr: unknown key in training; allowed: iterations, meta_batch,"),
+    ("training.lr", "fast", "training.lr: expected float, got str 'fast'"),
+    ("training.iterations", "2.5", "training.iterations: expected int, got float 2.5"),
+    ("training.meta_batch", "0", "training.meta_batch: must be >= 1, got 0"),
+    ("training.optimizer", "lbfgs", "training.optimizer: 'lbfgs' is not allowed; choose one of adam, sgd,"),
+    ("training.tensorboard", "1", "training.tensorboard: expected bool, got int 1"),
+    ("evaluation.steps", "[0, x]", "evaluation.steps[1]: expected int, got str 'x'"),
+    ("tasks.family", "cosine", "tasks.family: 'cosine' is not allowed; choose one of sinusoid, harmonic,"),
+    ("tasks.dataset", "omniglot", "tasks: set exactly one of tasks.family"),
+    ("sampler.ways", "5", "sampler: unknown key in config; allowed: name, tasks, model, algorithm, training"),
+])
+def test_bad_values_name_the_key(path, value, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(with_(path, value))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_impossible_episode_is_refused_before_loading_data():
+    data = with_("tasks.family", "null")
+    data["tasks"].update(dataset="omniglot", ways=5, shots=5, queries=16)
+    with pytest.raises(ConfigError, match=r"shots \+ tasks.queries = 21 but omniglot has 20 examples per "
+                                          r"class; allowed: shots \+ queries <= 20"):
+        config_from_dict(data)
+
+
+def test_algorithm_and_model_arguments_checked_against_signatures():
+    with pytest.raises(ConfigError, match="algorithm.inner_lrr: unknown argument; allowed: name, inner_lr, "
+                                          "inner_steps$"):
+        build.check_algorithm(config_from_dict(with_("algorithm.inner_lrr", "1")))
+    with pytest.raises(ConfigError, match="model.width: unknown argument; allowed: name, in_features, "
+                                          "out_features, hidden$"):
+        build.build_model(config_from_dict(with_("model.width", "3")))
+    with pytest.raises(ConfigError, match="algorithm.name: unknown algorithm 'nope'; available:"):
+        build.check_algorithm(config_from_dict(with_("algorithm.name", "nope")))
+    with pytest.raises(ConfigError, match="TinyClassifier.*is a classification learner but the tasks are "
+                                          "regression"):
+        build.check_algorithm(config_from_dict(with_("algorithm.name", "tests.engine.tiny:TinyClassifier")))
+
+
+def test_valid_config_builds_working_objects():
+    config = config_from_dict(with_("training.scheduler", "cosine"), name="demo")
+    assert config.name == "demo" and config.training.lr == 1e-3 and config.algorithm.args == {"inner_lr": 0.1}
+    algo = build.build_algorithm(config, build.build_model(config))
+    assert algo.inner_lr == 0.1 and algo.model.body[0].out_features == 8
+    sched = build.build_scheduler(config, build.build_optimizer(config, algo.parameters()))
+    assert sched.T_max == 3
+    val = build.meta_val_episodes(config, build.build_tasks(config))
+    test = build.meta_test_episodes(config, build.build_tasks(config), 7)
+    assert len(test) == 7 and not val[0].support_x.equal(test[0].support_x)
+
+
+def test_presets_all_validate_and_overrides_apply():
+    assert "sinusoid_maml" in preset_paths()
+    for name in preset_paths():
+        config = load_config(name, ["training.iterations=5", "evaluation.steps=[0, 2]"])
+        assert config.name == name and config.training.iterations == 5 and config.evaluation.steps == [0, 2]
+    with pytest.raises(ConfigError, match="unknown preset 'sinusoid_mam'; presets: .*sinusoid_maml"):
+        load_config("sinusoid_mam")
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config("sinusoid_maml", ["training.lr"])
+
+
+def test_exponent_floats_without_dot_are_floats(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("tasks: {family: linear}\nalgorithm: {name: x, args: {inner_lr: 1e30}}\n"
+                    "training: {lr: 1e-3}\n")
+    config = load_config(str(path), ["training.weight_decay=5e-4"])
+    assert config.training.lr == 1e-3 and config.training.weight_decay == 5e-4
+    assert config.algorithm.args["inner_lr"] == 1e30
+
+
+def test_name_only_shorthand():
+    data = with_("model", "conv4")
+    data["algorithm"] = "tests.engine.tiny:TinyMAML"
+    config = config_from_dict(data)
+    assert (config.model.name, config.model.args, config.algorithm.args) == ("conv4", {}, {})
+
+
+def test_learner_without_backbone_gets_task_kind_and_ways_from_the_tasks():
+    data = with_("algorithm", "{name: 'tests.engine.tiny:TinyOwnNet', width: 3}")
+    data["model"] = {"name": "none"}
+    data["tasks"]["ways"] = 7
+    config = config_from_dict(data)
+    algo = build.build_algorithm(config, build.build_model(config))
+    assert (algo.task, algo.ways, algo.net.out_features) == ("regression", 7, 3)
+    config.algorithm.args["task"] = "classification"
+    with pytest.raises(ConfigError, match="is a classification learner but the tasks are regression"):
+        build.check_algorithm(config)
+
+
+def test_dataset_tasks_use_the_loader_and_evaluation_shape(monkeypatch):
+    import metaloop.data
+    from metaloop.data.base import ClassDataset, Splits
+    from tests.conftest import make_class_dataset
+
+    calls = []
+
+    def load_omniglot(root=None, image_size=28, split="vinyals", rotations=None):
+        calls.append((root, image_size, split, rotations))
+        parts = [make_class_dataset(12, 20, (1, 4, 4), seed=i) for i in range(3)]
+        return Splits(*(ClassDataset(d.data, d.targets, tuple(f"s{i}-{n}" for n in d.class_names), f"s{i}")
+                        for i, d in enumerate(parts)))
+
+    monkeypatch.setattr(metaloop.data, "load_omniglot", load_omniglot, raising=False)
+    config = config_from_dict({
+        "tasks": {"dataset": "omniglot", "image_size": 4, "ways": 10, "shots": 1, "queries": 5,
+                  "data_args": {"rotations": False}},
+        "evaluation": {"ways": 5, "shots": 2, "queries": 15}})
+    sources = build.build_tasks(config)
+    assert calls == [(None, 4, "vinyals", False)]
+    assert (sources.train.ways, sources.train.shots, sources.train.queries) == (10, 1, 5)
+    assert (sources.test.ways, sources.test.shots, sources.test.queries) == (5, 2, 15)
+    assert sources.val.dataset.name == "s1" and sources.test.dataset.name == "s2"
+    config.evaluation.queries = 19
+    with pytest.raises(ConfigError, match="evaluation.shots \\+ evaluation.queries = 21 but omniglot has 20"):
+        from metaloop.config.schema import check_consistency
+        check_consistency(config)
+    config.tasks.data_args = {"rotate": True}
+    with pytest.raises(ConfigError, match="tasks.data_args.rotate: unknown argument; allowed: image_size, "
+                                          "split, rotations"):
+        build.build_tasks(config)
