@@ -170,6 +170,7 @@ def run_one(workload: str, algo_name: str, strategy: str, norm: str, iters: int)
         "strategy": strategy,
         "norm": norm,
         "seconds": statistics.median(times),
+        "cpu_seconds": statistics.median(cpu_times),
         "peak_mb": max(peak_kb - base_kb, 0) / 1024,
     }
 

@@ -74,6 +74,12 @@ def evaluate(
                 adapted = algorithm.adapt(episode.support_x, episode.support_y, **kwargs)
             with torch.no_grad():
                 prediction = algorithm.predict(adapted, episode.query_x)
+            if not torch.isfinite(prediction).all():
+                raise FloatingPointError(
+                    f"{type(algorithm).__name__} predicted NaN/inf on episode {i}; the learner diverged "
+                    "(lower its inner/adaptation learning rate or check the checkpoint)"
+                )
+            with torch.no_grad():
                 if algorithm.task == "classification":
                     values.append(metrics.accuracy(prediction, episode.query_y))
                     nlls.append(metrics.nll(prediction, episode.query_y))

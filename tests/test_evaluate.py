@@ -42,3 +42,14 @@ def test_evaluate_restores_training_mode(toy_dataset):
     algo.train()
     evaluate(algo, EpisodeSet.generate(FewShotSampler(toy_dataset, 2, 1, 1), 2, seed=0))
     assert algo.training
+
+
+class Diverged(PixelNearestMean):
+    def predict(self, means, query_x):
+        return torch.full((len(query_x), len(means)), float("nan"))
+
+
+def test_evaluate_names_a_diverged_learner(toy_dataset):
+    episodes = EpisodeSet.generate(FewShotSampler(toy_dataset, 2, 1, 1), 2, seed=0)
+    with pytest.raises(FloatingPointError, match="Diverged predicted NaN/inf on episode 0"):
+        evaluate(Diverged(), episodes)

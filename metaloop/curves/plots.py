@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
+
 from metaloop.curves.curve import Curve
 from metaloop.curves.reliability import ReliabilityDiagram
 
@@ -68,9 +70,11 @@ def plot_reliability(diagrams: Mapping[str, ReliabilityDiagram], path: str | os.
         filled = d.count > 0
         ax.bar([c for c, f in zip(centres, filled, strict=True) if f], d.accuracy[filled].tolist(),
                width=width, edgecolor="black", linewidth=0.5, label="accuracy")
+        low = torch.minimum(d.confidence, d.accuracy)  # the gap spans accuracy ↔ mean confidence
         ax.bar([c for c, f in zip(centres, filled, strict=True) if f],
-               (d.confidence - d.accuracy)[filled].tolist(), bottom=d.accuracy[filled].tolist(),
-               width=width, color="red", alpha=0.3, label="gap")
+               (d.confidence - d.accuracy).abs()[filled].tolist(), bottom=low[filled].tolist(),
+               width=width, facecolor="none", edgecolor="red", hatch="///", linewidth=0.5,
+               label="gap to confidence")
         ax.plot([0, 1], [0, 1], "k--", linewidth=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)

@@ -17,12 +17,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from metaloop.io import atomic_write
 
 ENV_VAR = "METALOOP_CACHE"
 FORMAT_VERSION = 1
@@ -38,20 +39,6 @@ def default_cache_dir(override: str | os.PathLike | None = None) -> Path:
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]).expanduser()
     return Path.home() / ".cache" / "metaloop"
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def sha256_file(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> str:
@@ -76,7 +63,7 @@ def sha256_file(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     digest = h.hexdigest()
     memo[str(path)] = {"stamp": stamp, "sha256": digest}
     try:
-        _atomic_write_bytes(memo_path, lambda f: f.write(json.dumps(memo, indent=0).encode()))
+        atomic_write(memo_path, lambda f: f.write(json.dumps(memo, indent=0).encode()))
     except OSError as e:  # a read-only cache folder only costs speed
         log.warning("could not record checksum in %s: %s", memo_path, e)
     return digest
@@ -155,7 +142,7 @@ def load_or_build(
     payload = build()
     blob = {"format": FORMAT_VERSION, "payload": payload, "digest": _tensor_digest(payload)}
     try:
-        _atomic_write_bytes(path, lambda f: torch.save(blob, f))
+        atomic_write(path, lambda f: torch.save(blob, f))
     except OSError as e:
         log.warning("could not write cache entry %s (%s); continuing without cache", path, e)
     return payload

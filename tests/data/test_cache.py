@@ -115,7 +115,7 @@ def test_interrupted_rewrite_keeps_the_old_entry(source, tmp_path, monkeypatch):
 
     monkeypatch.setattr(cache.torch, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        cache._atomic_write_bytes(path, lambda f: cache.torch.save({}, f))
+        cache.atomic_write(path, lambda f: cache.torch.save({}, f))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
