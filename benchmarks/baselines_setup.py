@@ -31,7 +31,7 @@ def log(message: str) -> None:
 def load_preset(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"preset {path} not found; presets live in metaloop/presets/baseline_*.yaml")
+        raise FileNotFoundError(f"config {path} not found; they live in benchmarks/configs/baseline_*.yaml")
     preset = yaml.safe_load(path.read_text())
     preset.setdefault("name", path.stem)
     return preset

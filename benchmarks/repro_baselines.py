@@ -1,12 +1,12 @@
 """Reproduce the baselines of issue 9: pretrain, evaluate on fixed episodes, draw the curves.
 
     python benchmarks/repro_baselines.py pretrain --head linear --minutes 15
-    python benchmarks/repro_baselines.py eval metaloop/presets/baseline_finetune_omniglot_5w1s.yaml
+    python benchmarks/repro_baselines.py eval benchmarks/configs/baseline_finetune_omniglot_5w1s.yaml
     python benchmarks/repro_baselines.py table            # markdown table of every result JSON
-    python benchmarks/repro_baselines.py shots-curve metaloop/presets/baseline_curve_shots_omniglot.yaml
-    python benchmarks/repro_baselines.py steps-curve metaloop/presets/baseline_curve_steps_omniglot.yaml
-    python benchmarks/repro_baselines.py reliability metaloop/presets/baseline_reliability_omniglot.yaml
-    python benchmarks/repro_baselines.py cross-domain metaloop/presets/baseline_cross_domain_omniglot.yaml
+    python benchmarks/repro_baselines.py shots-curve benchmarks/configs/baseline_curve_shots_omniglot.yaml
+    python benchmarks/repro_baselines.py steps-curve benchmarks/configs/baseline_curve_steps_omniglot.yaml
+    python benchmarks/repro_baselines.py reliability benchmarks/configs/baseline_reliability_omniglot.yaml
+    python benchmarks/repro_baselines.py cross-domain benchmarks/configs/baseline_cross_domain_omniglot.yaml
 
 Run with OMP_NUM_THREADS=1 on shared machines. Results (JSON, markdown, PNG) go to
 benchmarks/results/baselines/; fixed episode sets to benchmarks/results/episodes/ (index grids,

@@ -1,13 +1,18 @@
 """Reproduce a metric-learning paper row from a preset: train, select on meta-val, test on fixed episodes.
 
-    python benchmarks/repro_metric.py metaloop/presets/protonet_omniglot_5w1s.yaml \
-        [--budget-min 40] [--iterations N] [--resume] [--threads 1]
+    python benchmarks/repro_metric.py protonet_omniglot_5w1s \
+        [--budget-min 40] [--iterations N] [--resume] [--threads 1] [--set key=value ...]
+    python benchmarks/repro_metric.py benchmarks/configs/siamese_omniglot_lake.yaml   # pair training
 
-Training stops at the preset's iteration count or the time budget, whichever comes first; the
-state (model, optimizer, schedule, curve) is checkpointed at every validation, so re-running the
-same command with ``--resume`` continues where it stopped. The best meta-val state is scored on
-fixed meta-test episodes (mean ± 95 % CI;
-scored with ``evaluate_embedded``, equal to ``evaluate``); wall and CPU time are recorded with the validation
+Episodic presets (a name from ``metaloop presets`` or a YAML path) are read and validated by the
+engine's ``load_config`` and built by ``metaloop.config.build`` as in ``metaloop train``; a Conv-4
+with max-pooling and batch norm runs through ``FastConv4`` (same parameters and function, faster on
+CPU; ``--no-fast`` turns it off). Siamese verification training (pairs, not episodes) reads its own
+config under ``benchmarks/configs/``. Training stops at the iteration count or the time budget,
+whichever comes first; the state (model, optimizer, schedule, curve) is checkpointed at every
+validation, so re-running the same command with ``--resume`` continues where it stopped. The best
+meta-val state is scored on fixed meta-test episodes (mean ± 95 % CI; scored with
+``evaluate_embedded``, equal to ``evaluate``); wall and CPU time are recorded with the validation
 curve in ``benchmarks/results/<preset>.json``.
 """
 
@@ -17,77 +22,143 @@ import argparse
 import copy
 import json
 import os
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script from a checkout: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 import yaml
 
-from metaloop.algorithms import get_algorithm
-from metaloop.data.omniglot_splits import load_omniglot
+from metaloop.config import build, load_config
+from metaloop.engine.run import seed_everything
 from metaloop.metric.fast_eval import evaluate_embedded
-from metaloop.metric.oneshot import WithinAlphabetSampler
-from metaloop.metric.pairs import PairSampler
 from metaloop.nets.conv4 import Conv4
 from metaloop.nets.fast_conv4 import FastConv4
-from metaloop.nets.koch import KochNet
-from metaloop.nets.resnet12 import ResNet12
 from metaloop.tasks.episode_set import EpisodeSet
-from metaloop.tasks.sampler import FewShotSampler
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def build_backbone(spec: dict | None, image_size: int):
-    if spec is None:
-        return None
-    spec = dict(spec)
-    name = spec.pop("name")
-    if name == "conv4":
-        fast = spec.pop("fast", True)
-        net = Conv4(image_size=image_size, **spec)
-        return FastConv4(net) if fast else net
-    if name == "resnet12":
-        return ResNet12(image_size=image_size, **spec)
-    if name == "koch":
-        return KochNet(image_size=image_size, **spec)
-    raise ValueError(f"unknown backbone {name!r}; use conv4, resnet12 or koch")
+@dataclass
+class Plan:
+    """Everything the training loop needs, from an engine preset or a pair-training config."""
+
+    name: str
+    algo: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    next_loss: object  # (generator) -> loss tensor
+    val_set: EpisodeSet
+    val_every: int
+    iterations: int
+    seed: int
+    tests: dict  # key -> (callable returning an EpisodeSet, paper number)
 
 
-def test_sampler(dataset, spec: dict):
-    cls = WithinAlphabetSampler if spec.get("within_alphabet") else FewShotSampler
-    return cls(dataset, spec["ways"], spec["shots"], spec["queries"])
+def fast(backbone, enabled: bool):
+    """The FastConv4 view of a max-pool Conv-4 (same function); other backbones unchanged."""
+    if enabled and isinstance(backbone, Conv4):
+        try:
+            return FastConv4(backbone)
+        except ValueError:  # stride-2 blocks: no fast view
+            return backbone
+    return backbone
 
 
-def main() -> None:
+def plan_from_preset(preset: str, overrides: list[str], use_fast: bool) -> Plan:
+    config = load_config(preset, overrides)
+    tr = config.training
+    seed_everything(tr.seed)
+    sources = build.build_tasks(config)
+    algo = build.build_algorithm(config, fast(build.build_model(config), use_fast))
+    opt = build.build_optimizer(config, algo.parameters())
+    sched = build.build_scheduler(config, opt) or torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    ways, shots, _ = config.evaluation.shape(config.tasks)
+    key = f"{config.tasks.dataset}_{ways}w{shots}s"
+    paper = config.paper.get("accuracy")
+
+    def test_set(episodes=None):
+        return build.meta_test_episodes(config, sources, episodes)
+
+    def loss(g):
+        return algo.meta_loss(sources.train.sample_batch(tr.meta_batch, g))
+
+    return Plan(config.name, algo, opt, sched, loss, build.meta_val_episodes(config, sources), tr.val_every,
+                tr.iterations, tr.seed, {key: (test_set, paper)})
+
+
+def plan_from_pairs(path: Path, root: str | None) -> Plan:
+    """Koch et al. (2015) verification training on balanced same/different pairs (not episodic)."""
+    from metaloop.algorithms import get_algorithm
+    from metaloop.data.omniglot_splits import load_omniglot
+    from metaloop.metric.oneshot import WithinAlphabetSampler
+    from metaloop.metric.pairs import PairSampler
+    from metaloop.nets.koch import KochNet
+    from metaloop.tasks.sampler import FewShotSampler
+
+    cfg = yaml.safe_load(path.read_text())
+    data, tr, val = cfg["data"], cfg["train"], cfg["val"]
+    splits = load_omniglot(root, image_size=data["image_size"], split=data["split"])
+    torch.manual_seed(cfg.get("seed", 0))
+    spec = dict(cfg["backbone"])
+    assert spec.pop("name") == "koch", "pair configs use the Koch network"
+    algo = get_algorithm(cfg["algorithm"])(backbone=KochNet(image_size=data["image_size"], **spec),
+                                           **cfg.get("args", {}))
+    opt = torch.optim.Adam(algo.parameters(), lr=tr["lr"], weight_decay=tr.get("weight_decay", 0.0))
+    sched = torch.optim.lr_scheduler.StepLR(opt, tr.get("lr_step", 10**9), tr.get("lr_gamma", 1.0))
+    pairs = PairSampler(splits.train, distort=tr.get("distort", True))
+
+    def sampler(dataset, s):
+        cls = WithinAlphabetSampler if s.get("within_alphabet") else FewShotSampler
+        return cls(dataset, s["ways"], s["shots"], s["queries"])
+
+    def loss(g):
+        return algo.verification_loss(*pairs.sample(tr["batch"], g))
+
+    def test_set(s):
+        return lambda episodes=None: EpisodeSet.generate(sampler(splits.test, s), episodes or s["episodes"],
+                                                         seed=s["seed"])
+
+    tests = {key: (test_set(s), s.get("paper")) for key, s in cfg["test"].items()}
+    val_set = EpisodeSet.generate(sampler(splits.val, val), val["episodes"], seed=1)
+    return Plan(path.stem, algo, opt, sched, loss, val_set, val["every"], tr["iterations"],
+                cfg.get("seed", 0), tests)
+
+
+def is_pair_config(preset: str) -> bool:
+    path = Path(preset)
+    return path.is_file() and bool((yaml.safe_load(path.read_text()) or {}).get("train", {}).get("pairs"))
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("preset")
+    ap.add_argument("preset", help="preset name or YAML path (or a pair-training config)")
     ap.add_argument("--budget-min", type=float, default=None, help="stop training after this long")
     ap.add_argument("--iterations", type=int, default=None, help="override the preset's count")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--root", default=None, help="data root (else $METALOOP_DATA, ../shared/data)")
     ap.add_argument("--test-episodes", type=int, default=None)
-    args = ap.parse_args()
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="config overrides (presets) (repeatable, as in metaloop train)")
+    ap.add_argument("--no-fast", action="store_true", help="plain Conv4 instead of the FastConv4 view")
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = yaml.safe_load(Path(args.preset).read_text())
-    name = Path(args.preset).stem
+    if is_pair_config(args.preset):
+        plan = plan_from_pairs(Path(args.preset), args.root)
+    else:
+        overrides = ([f"tasks.root={args.root}"] if args.root else []) + args.overrides
+        plan = plan_from_preset(args.preset, overrides, not args.no_fast)
+    algo, opt, sched, name = plan.algo, plan.opt, plan.sched, plan.name
     RESULTS.mkdir(exist_ok=True)
     ckpt_path, out_path = RESULTS / f"{name}.ckpt", RESULTS / f"{name}.json"
-    data = cfg["data"]
-    splits = load_omniglot(args.root, image_size=data["image_size"], split=data["split"])
-    torch.manual_seed(cfg.get("seed", 0))
-    algo = get_algorithm(cfg["algorithm"])(
-        backbone=build_backbone(cfg.get("backbone"), data["image_size"]), **cfg.get("args", {})
-    )
-    tr = cfg["train"]
-    iterations = args.iterations or tr["iterations"]
-    opt = torch.optim.Adam(algo.parameters(), lr=tr["lr"], weight_decay=tr.get("weight_decay", 0.0))
-    sched = torch.optim.lr_scheduler.StepLR(opt, tr.get("lr_step", 10**9), tr.get("lr_gamma", 1.0))
-    g = torch.Generator().manual_seed(cfg.get("seed", 0))
-    val = cfg["val"]
-    val_set = EpisodeSet.generate(test_sampler(splits.val, val), val["episodes"], seed=1)
+    iterations = args.iterations or plan.iterations
+    g = torch.Generator().manual_seed(plan.seed)
     state = {"iteration": 0, "curve": [], "best": None, "train_seconds": 0.0, "cpu_seconds": 0.0}
     best_state = None
     if args.resume and ckpt_path.exists():
@@ -97,21 +168,13 @@ def main() -> None:
         sched.load_state_dict(ck["sched"])
         g.set_state(ck["rng"])
         state, best_state = ck["state"], ck["best_state"]
-    if tr.get("pairs"):
-        pairs = PairSampler(splits.train, distort=tr.get("distort", True))
-    else:
-        sampler = FewShotSampler(splits.train, tr["ways"], tr["shots"], tr["queries"])
     wall0, cpu0 = time.perf_counter(), time.process_time()
     base_wall, base_cpu = state["train_seconds"], state["cpu_seconds"]
     budget = args.budget_min * 60 if args.budget_min else float("inf")
     losses = []
     algo.train()
     while state["iteration"] < iterations and time.perf_counter() - wall0 < budget:
-        if tr.get("pairs"):
-            x1, x2, same = pairs.sample(tr["batch"], g)
-            loss = algo.verification_loss(x1, x2, same)
-        else:
-            loss = algo.meta_loss(sampler.sample_batch(tr.get("meta_batch", 1), g))
+        loss = plan.next_loss(g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -119,8 +182,8 @@ def main() -> None:
         losses.append(loss.item())
         state["iteration"] += 1
         it = state["iteration"]
-        if it % val["every"] == 0 or it == iterations:
-            res = evaluate_embedded(algo, val_set)
+        if it % plan.val_every == 0 or it == iterations:
+            res = evaluate_embedded(algo, plan.val_set)
             algo.train()
             state["train_seconds"] = base_wall + time.perf_counter() - wall0
             state["cpu_seconds"] = base_cpu + time.process_time() - cpu0
@@ -140,24 +203,22 @@ def main() -> None:
     if best_state is not None:
         algo.load_state_dict(best_state)
     results = {}
-    for key, spec in cfg["test"].items():
-        episodes = args.test_episodes or spec["episodes"]
-        test_set = EpisodeSet.generate(test_sampler(splits.test, spec), episodes, seed=spec["seed"])
+    for key, (make_test, paper) in plan.tests.items():
+        test_set = make_test(args.test_episodes)
         cpu = time.process_time()
         res = evaluate_embedded(algo, test_set)
-        results[key] = {**res.to_dict(), "cpu_s": time.process_time() - cpu,
-                        "paper": spec.get("paper")}
-        print(f"{name} {key}: {res.summary()} (paper {spec.get('paper')})", flush=True)
-    finished = state["iteration"] >= tr["iterations"]
+        results[key] = {**res.to_dict(), "cpu_s": time.process_time() - cpu, "paper": paper}
+        print(f"{name} {key}: {res.summary()} (paper {paper})", flush=True)
+    finished = state["iteration"] >= plan.iterations
     out = {"preset": args.preset, "iterations_done": state["iteration"],
-           "preset_iterations": tr["iterations"], "finished": finished,
+           "preset_iterations": plan.iterations, "finished": finished,
            "train_wall_s": state["train_seconds"],
            "train_cpu_s": state["cpu_seconds"], "threads": torch.get_num_threads(),
            "best_val": state["best"], "curve": state["curve"], "test": results,
            "command": f"python benchmarks/repro_metric.py {args.preset} --resume",
            "host_cpus": os.cpu_count()}
     out_path.write_text(json.dumps(out, indent=1))
-    print(f"wrote {out_path}" + ("" if finished else f" (partial: {state['iteration']}/{tr['iterations']}"
+    print(f"wrote {out_path}" + ("" if finished else f" (partial: {state['iteration']}/{plan.iterations}"
                                  " iterations; re-run with --resume to continue)"))
 
 

@@ -1,12 +1,15 @@
 """Reproduce the model-based rows (MANN, SNAIL, Meta Networks, Hebbian) on Omniglot, 28x28.
 
-    OMP_NUM_THREADS=1 python benchmarks/repro_modelbased.py metaloop/presets/hebbian_omniglot_5w1s.yaml \
-        [--minutes 30] [--iterations N] [--out results/hebbian_5w1s.json]
+    OMP_NUM_THREADS=1 python benchmarks/repro_modelbased.py hebbian_omniglot_5w1s \
+        [--minutes 30] [--iterations N] [--out results/hebbian_5w1s.json] [--set key=value ...]
 
-Meta-trains on the Vinyals train split, selects the best state on fixed meta-val episodes, then
-scores fixed meta-test episodes with ``metaloop.evaluate`` (mean ± 95 % CI). ``--minutes`` bounds the
-training wall time (partial runs are reported as such: the JSON records iterations done). CPU time
-(process time) is recorded next to wall time.
+The preset (a name from ``metaloop presets`` or a YAML path) is read and validated by the engine's
+``load_config`` and its objects come from ``metaloop.config.build``, exactly as ``metaloop train``
+builds them. Meta-trains on the Vinyals train split, selects the best state on the preset's fixed
+meta-val episodes, then scores its fixed meta-test episodes with ``metaloop.evaluate`` (mean ± 95 %
+CI). ``--minutes`` bounds the training wall time (partial runs are reported as such: the JSON records
+iterations done). CPU time (process time) is recorded next to wall time. For 5-way MANN presets,
+Santoro et al.'s per-instance protocol (Table 1) is scored as well.
 """
 
 from __future__ import annotations
@@ -14,57 +17,51 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script from a checkout: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import numpy as np
 import torch
-import yaml
 
-from metaloop.algorithms import get_algorithm
-from metaloop.data import load_omniglot
-from metaloop.data.base import Splits
+from metaloop.config import build, load_config
 from metaloop.engine.loop import meta_train
+from metaloop.engine.run import seed_everything
 from metaloop.evaluate import evaluate
 from metaloop.modelbased.instance_protocol import evaluate_instances
-from metaloop.tasks.episode_set import EpisodeSet
 from metaloop.tasks.sampler import FewShotSampler
 from metaloop.tasks.seeding import derive_seed
 
-
-def load_splits(root: str | None, image_size: int) -> Splits:
-    return load_omniglot(root, image_size=image_size, split="vinyals")
-
-
-def build(preset: dict) -> torch.nn.Module:
-    kwargs = dict(preset.get("model", {}))
-    return get_algorithm(preset["algorithm"])(**kwargs)
+#: Santoro et al. (2016) Table 1: 5 classes x 10 instances as one shuffled sequence, 100 episodes.
+INSTANCE_PROTOCOL = {"ways": 5, "instances": 10, "episodes": 100, "seed": 3}
+SMOKE = ["training.iterations=2", "training.val_every=2", "training.val_episodes=5", "evaluation.episodes=5"]
 
 
-def run(preset: dict, minutes: float, iterations: int | None, out: Path | None,
-        weights: Path | None = None) -> dict:
-    torch.manual_seed(preset.get("seed", 0))
-    splits = load_splits(preset.get("data"), preset.get("image_size", 28))
-    ways, shots = preset["ways"], preset["shots"]
-    train = FewShotSampler(splits.train, ways, shots, preset.get("train_queries", 5))
-    val = EpisodeSet.generate(FewShotSampler(splits.val, ways, shots, 5), preset.get("val_episodes", 200), 1)
-    test = EpisodeSet.generate(FewShotSampler(splits.test, ways, shots, preset.get("test_queries", 5)),
-                               preset.get("test_episodes", 1000), 2)
-    algorithm = build(preset)
+def run(config, minutes: float, iterations: int | None, out: Path | None, weights: Path | None = None,
+        instance_episodes: int | None = None) -> dict:
+    tr = config.training
+    seed_everything(tr.seed)
+    sources = build.build_tasks(config)
+    val = build.meta_val_episodes(config, sources)
+    test = build.meta_test_episodes(config, sources)
+    algorithm = build.build_algorithm(config, build.build_model(config))
     if weights is not None:  # continue from (or, with --iterations 0, only score) saved weights
         algorithm.load_state_dict(torch.load(weights))
-    optimizer = torch.optim.Adam(algorithm.parameters(), lr=preset.get("lr", 1e-3))
-    total = preset["iterations"] if iterations is None else iterations
-    every = preset.get("val_every", 250)
-    log = {"preset": preset, "validations": [], "iterations_done": 0}
+    optimizer = build.build_optimizer(config, algorithm.parameters())
+    total = tr.iterations if iterations is None else iterations
+    every = tr.val_every
+    log = {"preset": config.to_dict(), "validations": [], "iterations_done": 0}
     best, best_state = -1.0, None
     wall0, cpu0 = time.perf_counter(), time.process_time()
     done, chunk = 0, 0
     while done < total and time.perf_counter() - wall0 < minutes * 60:
         n = min(every, total - done)
-        history = meta_train(algorithm, train, iterations=n, meta_batch=preset.get("meta_batch", 16),
-                             optimizer=optimizer, seed=derive_seed(preset.get("seed", 0), chunk),
-                             val_episodes=val, val_every=n, grad_clip=preset.get("grad_clip"))
+        history = meta_train(algorithm, sources.train, iterations=n, meta_batch=tr.meta_batch,
+                             optimizer=optimizer, seed=derive_seed(tr.seed, chunk),
+                             val_episodes=val, val_every=n, grad_clip=tr.grad_clip)
         done, chunk = done + n, chunk + 1
         _, acc, ci = history.validations[-1]
         loss = float(np.mean(history.train_loss))
@@ -84,15 +81,16 @@ def run(preset: dict, minutes: float, iterations: int | None, out: Path | None,
     result = evaluate(algorithm, test)
     log["test"] = result.to_dict()
     log["test_cpu_s"] = time.process_time() - cpu1
-    if "instance_protocol" in preset:  # Santoro et al. Table 1: accuracy by presentation
-        proto = preset["instance_protocol"]
-        sampler = FewShotSampler(splits.test, proto["ways"], proto["instances"], 0)
-        g = torch.Generator().manual_seed(3)
-        batch = sampler.sample_batch(proto["episodes"], g)
-        log["instance_accuracy"] = evaluate_instances(algorithm, batch, g)
+    proto = INSTANCE_PROTOCOL
+    if config.algorithm.name == "mann" and config.tasks.ways == proto["ways"]:
+        episodes = instance_episodes or proto["episodes"]
+        sampler = FewShotSampler(sources.test.dataset, proto["ways"], proto["instances"], 0)
+        g = torch.Generator().manual_seed(proto["seed"])
+        log["instance_accuracy"] = evaluate_instances(algorithm, sampler.sample_batch(episodes, g), g)
         print(f"per-instance accuracy: {log['instance_accuracy']}", flush=True)
-    print(f"TEST {preset['algorithm']} {ways}-way {shots}-shot: {result.summary()} "
-          f"after {done}/{total} iterations", flush=True)
+    ways, shots, _ = config.evaluation.shape(config.tasks)
+    print(f"TEST {config.algorithm.name} {ways}-way {shots}-shot: {result.summary()} "
+          f"after {done}/{total} iterations (paper {config.paper or 'n/a'})", flush=True)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(log, indent=2))
@@ -100,21 +98,19 @@ def run(preset: dict, minutes: float, iterations: int | None, out: Path | None,
     return log
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("preset", type=Path)
+    parser.add_argument("preset", help="preset name (metaloop presets) or YAML path")
     parser.add_argument("--minutes", type=float, default=float("inf"), help="training wall-time bound")
     parser.add_argument("--iterations", type=int, default=None, help="override the preset's iterations")
     parser.add_argument("--out", type=Path, default=None, help="JSON log (+ .pt weights) path")
     parser.add_argument("--weights", type=Path, default=None, help="start from saved weights (.pt)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="config overrides (repeatable, as in metaloop train)")
     parser.add_argument("--smoke", action="store_true", help="2 iterations, 5 val/test episodes")
-    args = parser.parse_args()
-    preset = yaml.safe_load(args.preset.read_text())
-    if args.smoke:
-        preset.update(iterations=2, val_every=2, val_episodes=5, test_episodes=5)
-        if "instance_protocol" in preset:
-            preset["instance_protocol"]["episodes"] = 2
-    run(preset, args.minutes, args.iterations, args.out, args.weights)
+    args = parser.parse_args(argv)
+    config = load_config(args.preset, (SMOKE if args.smoke else []) + args.overrides)
+    run(config, args.minutes, args.iterations, args.out, args.weights, 2 if args.smoke else None)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ bandits (Duan et al. 2016 Table 1), with their baselines and references.
     python benchmarks/repro_rl.py bandit-eval --arms 5 --horizon 10 --out benchmarks/results/rl
 
 Training writes a checkpoint and a JSON-lines log under ``--out``; evaluation writes JSON results
-and PNG plots. Settings come from the presets in metaloop/presets/ (``--preset``).
+and PNG plots. Settings come from benchmarks/configs/ (``--preset NAME``; meta-RL runs are not
+``metaloop train`` runs, so they are not engine presets).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from metaloop.rl import MAMLRL, BernoulliBanditFamily, GaussianMLPPolicy, Naviga
 from metaloop.rl.bandit_references import REFERENCES, play
 from metaloop.rl.rl2 import RL2PPO, RL2Policy, run_trials
 
-PRESETS = Path(__file__).resolve().parents[1] / "metaloop" / "presets"
+PRESETS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"  # not metaloop train runs
 
 
 def load_preset(name: str) -> dict:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -70,24 +72,32 @@ def test_flat_backbone_is_refused_with_a_clear_message():
 
 
 def _metric_presets():
-    from pathlib import Path
+    from metaloop.config.presets import preset_paths
 
-    folder = Path(__file__).resolve().parents[2] / "metaloop" / "presets"
-    return sorted(p for prefix in ("protonet", "matching", "relation", "siamese")
-                  for p in folder.glob(f"{prefix}_*.yaml"))
+    return sorted(n for n in preset_paths() if n.split("_")[0] in ("protonet", "matching", "relation"))
 
 
-@pytest.mark.parametrize("path", _metric_presets(), ids=lambda p: p.stem)
-def test_metric_presets_are_complete(path):
+@pytest.mark.parametrize("name", _metric_presets())
+def test_metric_presets_are_complete(name):
+    from metaloop.config import build, load_config
+
+    config = load_config(name)
+    assert config.tasks.dataset == "omniglot" and config.evaluation.episodes == 1000
+    ways, shots, queries = config.evaluation.shape(config.tasks)
+    assert queries == 15 and config.paper["accuracy"] > 90
+    if config.algorithm.name == "protonet":  # Snell Sec. 3.1: 60-way training, train shot = test shot
+        assert config.tasks.ways == 60 and config.tasks.shots == shots
+    else:  # Matching and Relation Nets train with the test way and shot
+        assert (config.tasks.ways, config.tasks.shots) == (ways, shots)
+    algo = build.build_algorithm(config, build.build_model(config))
+    assert isinstance(algo, get_algorithm(config.algorithm.name))
+
+
+def test_siamese_pair_config_is_complete():
     import yaml
 
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / "siamese_omniglot_lake.yaml"
     cfg = yaml.safe_load(path.read_text())
-    cls = get_algorithm(cfg["algorithm"])
-    assert cfg["data"]["dataset"] == "omniglot"
+    assert cfg["algorithm"] == "siamese" and cfg["data"]["split"] == "lake" and cfg["train"]["pairs"]
     for spec in cfg["test"].values():
-        assert spec["episodes"] == 1000 and spec["shots"] >= 1
-    train = cfg["train"]
-    if cfg["algorithm"] == "protonet":
-        assert train["ways"] == 60 and train["shots"] == next(iter(cfg["test"].values()))["shots"]
-    if cfg["algorithm"] != "siamese":  # the 105x105 Koch net is built in the slow path only
-        assert isinstance(cls(**cfg.get("args", {})), cls)
+        assert spec["episodes"] == 1000 and (spec["ways"], spec["shots"]) == (20, 1)

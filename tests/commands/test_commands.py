@@ -36,7 +36,7 @@ def test_help_everywhere(command, capsys):
 
 def test_presets_one_line_each(capsys):
     assert main(["presets"]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sinusoid_maml"))
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("maml_sinusoid "))
     assert "Finn et al. 2017" in line
 
 
