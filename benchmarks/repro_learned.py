@@ -17,9 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from importlib import resources
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script from a checkout: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 import torch.nn.functional as F
