@@ -90,6 +90,8 @@ class TrainingConfig:
     tensorboard: bool = _f(False, doc="also log to TensorBoard (needs the tensorboard package)")
     seed: int = _f(0, min=0)
     device: str = _f("cpu", choices=("cpu", "cuda", "auto"))
+    threads: int | None = _f(None, min=1, doc="CPU intra-op threads (None: torch's default); 1 is fastest "
+                             "for small models such as the sinusoid MLP, whose ops are too small to split")
 
 
 @dataclass

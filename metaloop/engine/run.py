@@ -64,6 +64,8 @@ def train_run(config: RunConfig | None, out: Path, *, resume: bool = False, quie
     context = init_from_env(device)
     device = local_device(device, context)
     tr = config.training
+    if tr.threads is not None:
+        torch.set_num_threads(tr.threads)
     seed_everything(tr.seed)
     sources = build.build_tasks(config)
     algorithm = build.build_algorithm(config, build.build_model(config)).to(device)

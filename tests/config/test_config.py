@@ -171,3 +171,12 @@ def test_task_kind_from_the_learners_arguments():
     data["algorithm"]["args"]["output"] = "classification"
     with pytest.raises(ConfigError, match="incontext is a classification learner but the tasks are"):
         build.check_algorithm(config_from_dict(data))
+
+
+def test_threads_setting_is_validated():
+    from metaloop.config.presets import load_config
+    from metaloop.config.schema import ConfigError
+
+    assert load_config("maml_sinusoid", []).training.threads == 1
+    with pytest.raises(ConfigError, match="training.threads"):
+        load_config("maml_sinusoid", ["training.threads=0"])
