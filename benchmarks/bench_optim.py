@@ -5,7 +5,10 @@
 Workloads (cpu_speed_notes.md): Conv-4 Omniglot 5-way 1-shot, 15 queries, meta-batch 32, one
 second-order step (lr 0.4); and the sinusoid MLP 1-40-40-1, 10 shots + 10 queries, 25 tasks.
 The reference is written here as learn2learn users write it: clone the module (parameters become
-graph-connected copies), step with ``autograd.grad(create_graph=True)``, backward each query loss.
+graph-connected copies), step with ``autograd.grad(create_graph=True)``, backward each query loss,
+on the textbook Conv-4 block (conv → BatchNorm → ReLU → max-pool, as learn2learn's and ProtoNets'
+code). ``reference_ml`` runs the same loop on metaloop's Conv4 (same function, max-pool before ReLU),
+so the table shows how much of the gain is the model's block order and how much the strategy.
 Every configuration runs in its own subprocess (so peak RSS is its own), configurations are
 interleaved over ``--repeats`` rounds (so machine load hits all alike), and the median iteration
 time of each is compared with the reference of its workload, in the same run.
@@ -38,9 +41,11 @@ WORKLOADS = {
 # (workload, algorithm, strategy, norm); "reference" is the learn2learn-style loop.
 FULL = [
     ("conv4", "reference", "-", "batch"),
+    ("conv4", "reference_ml", "-", "batch"),
     ("conv4", "maml", "loop", "batch"),
     ("conv4", "maml", "loop", "task"),
     ("conv4", "maml", "split", "task"),
+    ("conv4", "maml", "split:1", "task"),
     ("conv4", "fomaml", "split", "task"),
     ("conv4", "anil", "split", "task"),
     ("conv4", "metasgd", "split", "task"),
@@ -54,8 +59,10 @@ FULL = [
 ]
 QUICK = [
     ("conv4", "reference", "-", "batch"),
+    ("conv4", "reference_ml", "-", "batch"),
     ("conv4", "maml", "loop", "batch"),
     ("conv4", "maml", "split", "task"),
+    ("conv4", "maml", "split:1", "task"),
     ("sinusoid", "reference", "-", "-"),
     ("sinusoid", "maml", "loop", "-"),
     ("sinusoid", "maml", "vmap", "-"),
@@ -85,9 +92,21 @@ def make_batch(workload: str, g: torch.Generator) -> EpisodeBatch:
     return EpisodeBatch.stack(eps)
 
 
-def make_model(workload: str, norm: str) -> torch.nn.Module:
+def textbook_conv4(ways: int) -> torch.nn.Module:
+    """Conv-4 as peers write it: 4 x [conv3x3 64, BatchNorm2d, ReLU, max-pool 2], flatten, linear."""
+    from torch import nn
+
+    blocks = []
+    for c_in in (1, 64, 64, 64):
+        blocks += [nn.Conv2d(c_in, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*blocks, nn.Flatten(), nn.Linear(64, ways))
+
+
+def make_model(workload: str, norm: str, textbook: bool = False) -> torch.nn.Module:
     from metaloop.nets import MLP, Conv4
 
+    if workload == "conv4" and textbook:
+        return textbook_conv4(WORKLOADS["conv4"]["ways"])
     if workload == "conv4":
         return Conv4(1, WORKLOADS["conv4"]["ways"], norm=norm)
     return MLP(1, 1, (40, 40))
@@ -134,20 +153,23 @@ def run_one(workload: str, algo_name: str, strategy: str, norm: str, iters: int)
 
     torch.manual_seed(0)
     w = WORKLOADS[workload]
-    model = make_model(workload, norm)
+    model = make_model(workload, norm, textbook=algo_name == "reference")
     batch = make_batch(workload, torch.Generator().manual_seed(0))
     task = "classification" if workload == "conv4" else "regression"
     loss_fn = F.cross_entropy if task == "classification" else F.mse_loss
-    if algo_name == "reference":
+    if algo_name.startswith("reference"):
         opt = torch.optim.Adam(model.parameters(), 1e-3)
 
         def step():
             reference_step(model, batch, loss_fn, w["lr"], w["steps"], opt)
     else:
+        strategy, _, chunk = strategy.partition(":")  # "split:1" = split with split_chunk 1
         kwargs = dict(inner_lr=w["lr"], inner_steps=w["steps"], strategy=strategy, task=task)
         if algo_name == "reptile":
             kwargs["inner_steps"] = 5
         algo = get_algorithm(algo_name)(model, **kwargs)
+        if chunk:
+            algo.split_chunk = int(chunk)
         opt = torch.optim.Adam(algo.parameters(), 1e-3)
 
         def step():

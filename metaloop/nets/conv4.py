@@ -2,6 +2,11 @@
 
 Four blocks of 3x3 convolution (64 filters) → batch norm → ReLU → 2x2 max-pool. The MAML paper's
 Omniglot variant replaces max-pooling by stride-2 convolutions (``downsample="stride"``).
+
+The block is stored as conv → norm → max-pool → ReLU: the same function and the same gradients
+(ReLU is monotone, so ``relu(maxpool(x)) == maxpool(relu(x))``, and both route a window's gradient
+to the same element), but the ReLU then runs on a quarter of the values. Parameter names are those
+of the textbook order, so checkpoints are interchangeable.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from metaloop.nets.batchnorm import TaskBatchNorm
+from metaloop.nets.layout import preferred_layout
 
 Norm = Literal["task", "batch", "none"]
 
@@ -30,10 +36,10 @@ def conv_block(in_ch: int, out_ch: int, norm: Norm, downsample: str) -> nn.Seque
     layers: list[nn.Module] = [
         nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1),
         _norm_layer(norm, out_ch),
-        nn.ReLU(),
     ]
     if downsample == "max":
-        layers.append(nn.MaxPool2d(2))
+        layers.append(nn.MaxPool2d(2))  # before the ReLU: same function, a quarter of the work
+    layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 
@@ -76,7 +82,12 @@ class Conv4(nn.Module):
         self.head = nn.Linear(self.embedding_dim, out_features) if out_features else None
 
     def embed(self, x: Tensor) -> Tensor:
-        return self.features(x).flatten(1)
+        h = x
+        for conv, *rest in self.features:
+            h = preferred_layout(conv(h))  # NHWC on CPU query passes (see metaloop.nets.layout)
+            for layer in rest:
+                h = layer(h)
+        return h.flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:
         z = self.embed(x)

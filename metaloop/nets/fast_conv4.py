@@ -3,8 +3,8 @@
 Two exact rewrites, no approximation:
 * channels-last memory layout for activations and weights (oneDNN's fast convolution path on CPU;
   about 2x on Conv-4 training steps in ``cpu_speed_notes.md`` and in our benchmark);
-* max-pool before ReLU: ReLU is monotone, so ``maxpool(relu(x)) == relu(maxpool(x))``, and the ReLU
-  then runs on a quarter of the values.
+* max-pool before ReLU (Conv4 itself stores its blocks in that order: ReLU is monotone, so
+  ``maxpool(relu(x)) == relu(maxpool(x))``, and the ReLU runs on a quarter of the values).
 
 The wrapped Conv4 is shared, not copied: training through the fast view trains the Conv4.
 """
@@ -23,10 +23,10 @@ class FastConv4(nn.Module):
         for block in conv4.features:
             kinds = [type(m).__name__ for m in block]
             if len(block) != 4 or not isinstance(block[0], nn.Conv2d) or not isinstance(
-                block[3], nn.MaxPool2d
+                block[2], nn.MaxPool2d
             ):
                 raise ValueError(
-                    f"FastConv4 needs max-pool Conv4 blocks [conv, norm, relu, pool], got {kinds}; "
+                    f"FastConv4 needs max-pool Conv4 blocks [conv, norm, pool, relu], got {kinds}; "
                     "use Conv4(downsample='max')"
                 )
         self.conv4 = conv4.to(memory_format=torch.channels_last)
@@ -34,7 +34,7 @@ class FastConv4(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = x.contiguous(memory_format=torch.channels_last)
-        for conv, norm, _relu, pool in self.conv4.features:
+        for conv, norm, pool, _relu in self.conv4.features:
             h = torch.relu(pool(norm(conv(h))))
         # flatten in the (C, H, W) order of Conv4.embed so the two give identical embeddings
         return h.contiguous().flatten(1)
