@@ -1,0 +1,110 @@
+"""Score a trained meta-learner on the baselines' fixed Omniglot episodes, for one shared table.
+
+    python benchmarks/score_trained.py maml_omniglot_5w1s runs/repro_optim/maml_omniglot_5w1s.pt \
+        --shots 1 --label "MAML, 2nd order (7.5k of 60k iterations)"
+    python benchmarks/repro_baselines.py table      # baselines and meta-learners, same episodes
+
+The learner is built from its preset exactly as ``metaloop train`` builds it, its weights are read
+from any of the files our training commands write (``repro_optim`` ``.pt``, ``repro_metric``
+``.ckpt`` (best meta-val state), ``repro_modelbased`` state dicts, engine ``.safetensors``), and it
+is scored by ``metaloop.evaluate.evaluate`` on the saved episode set that every baseline of issue 9
+uses (``benchmarks/results/episodes/omniglot-vinyals-test-5w{K}s15q-600ep-seed0.pt``). The result
+goes next to the baselines' results in the same format, so ``repro_baselines.py table`` lists all
+methods side by side. A learner trained with K=1 and scored with ``--shots 5`` is labelled so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing  # noqa: E402
+
+from benchmarks.baselines_setup import RESULTS, episode_set, load_splits, log  # noqa: E402
+from metaloop.config import load_config  # noqa: E402
+from metaloop.config.build import build_algorithm, build_model  # noqa: E402
+from metaloop.evaluate import evaluate  # noqa: E402
+from metaloop.io import atomic_write_json  # noqa: E402
+
+
+def read_state(path: Path) -> tuple[dict, dict]:
+    """The learner's state dict in ``path`` and what the file says about its training."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path)), {}
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(blob, dict):
+        raise ValueError(f"{path}: expected a state dict or a training checkpoint, got {type(blob)}")
+    if "best_state" in blob:  # repro_metric: the meta-val-selected state
+        st = blob.get("state", {})
+        best = st.get("best") or {}
+        return blob["best_state"], {"iterations": best.get("iteration"),
+                                    "iterations_run": st.get("iteration"),
+                                    "train_cpu_s": st.get("cpu_seconds")}
+    if "algorithm" in blob:  # repro_optim
+        return blob["algorithm"], {"iterations": blob.get("iterations"),
+                                   "train_cpu_s": blob.get("cpu_seconds")}
+    if all(isinstance(v, torch.Tensor) for v in blob.values()):
+        return blob, {}
+    raise ValueError(f"{path}: no learner state found (keys: {sorted(blob)[:8]})")
+
+
+def load_learner(preset: str, weights: Path):
+    config = load_config(preset)
+    algo = build_algorithm(config, build_model(config))
+    state, info = read_state(weights)
+    # repro_metric trains through FastConv4, a view that stores the Conv4 under ``conv4.``
+    state = {k.replace(".conv4.", "."): v for k, v in state.items()}
+    missing, unexpected = algo.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights} does not fit preset {preset!r}: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    return config, algo, info
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("preset", help="the preset the learner was trained with")
+    ap.add_argument("weights", type=Path)
+    ap.add_argument("--shots", type=int, default=1)
+    ap.add_argument("--episodes", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=None, help="adaptation steps (gradient learners)")
+    ap.add_argument("--label", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config, algo, info = load_learner(args.preset, args.weights)
+    trained_shots = config.tasks.shots
+    splits = load_splits("omniglot", "vinyals", 28, 1)
+    spec = {"ways": 5, "shots": args.shots, "queries": 15, "seed": 0}
+    episodes = episode_set(splits.test, spec, args.episodes)
+    label = args.label or config.algorithm.name
+    if trained_shots != args.shots:
+        label += f" [trained {trained_shots}-shot]"
+    log(f"scoring {label} on {len(episodes)} fixed episodes")
+    cpu = time.process_time()
+    result = evaluate(algo, episodes, steps=args.steps)
+    cpu = time.process_time() - cpu
+    record = {
+        "preset": {"name": args.preset, "algorithm": config.algorithm.name, "label": f"meta-learner: {label}",
+                   "dataset": "omniglot", "split": "vinyals", "ways": 5, "shots": args.shots,
+                   "queries": 15, "episodes": args.episodes, "seed": 0,
+                   "trained_with": args.preset, "weights": str(args.weights)},
+        "result": result.to_dict(),
+        "cpu_seconds": cpu,
+        "info": {"training": info, "steps": args.steps},
+        "torch_threads": args.threads,
+    }
+    atomic_write_json(RESULTS / f"meta_{args.preset}_5w{args.shots}s.json", record)
+    print(f"{label}: {result.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
