@@ -148,6 +148,7 @@ def reference_step(model, batch, loss_fn, lr, steps, opt) -> None:
 
 def run_one(workload: str, algo_name: str, strategy: str, norm: str, iters: int) -> dict:
     """One configuration in this process: warm-up, then ``iters`` timed meta-iterations."""
+    label = strategy
     import torch.nn.functional as F
 
     from metaloop.algorithms import get_algorithm
@@ -194,7 +195,7 @@ def run_one(workload: str, algo_name: str, strategy: str, norm: str, iters: int)
     return {
         "workload": workload,
         "algorithm": algo_name,
-        "strategy": strategy,
+        "strategy": label,
         "norm": norm,
         "seconds": statistics.median(times),
         "cpu_seconds": statistics.median(cpu_times),
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     for r in rows:
         print(
-            f"{r['workload']:9} {r['algorithm']:9} {r['strategy']:8} {r['norm']:5} "
+            f"{r['workload']:9} {r['algorithm']:12} {r['strategy']:12} {r['norm']:5} "
             f"{r['it_per_s']:8.3f} {r['speed_x_ref']:6.2f} {r['peak_mb']:8.0f} "
             f"{r['mem_x_ref']:9.2f}"
         )

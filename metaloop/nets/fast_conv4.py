@@ -1,8 +1,10 @@
 """A CPU-fast view of a :class:`~metaloop.nets.conv4.Conv4` embedding: same parameters, same function.
 
-Two exact rewrites, no approximation:
+Three exact rewrites, no approximation:
 * channels-last memory layout for activations and weights (oneDNN's fast convolution path on CPU;
   about 2x on Conv-4 training steps in ``cpu_speed_notes.md`` and in our benchmark);
+* TaskBatchNorm through torch's fused ``batch_norm`` kernel (same statistics, no buffers; this view
+  is for plain autograd, never under ``vmap`` where that kernel's second-order gradients are wrong);
 * max-pool before ReLU (Conv4 itself stores its blocks in that order: ReLU is monotone, so
   ``maxpool(relu(x)) == relu(maxpool(x))``, and the ReLU runs on a quarter of the values).
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from metaloop.nets.batchnorm import native_batch_norm_kernel
 from metaloop.nets.conv4 import Conv4
 
 
@@ -34,7 +37,10 @@ class FastConv4(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = x.contiguous(memory_format=torch.channels_last)
-        for conv, norm, pool, _relu in self.conv4.features:
-            h = torch.relu(pool(norm(conv(h))))
+        with native_batch_norm_kernel():  # TaskBatchNorm on torch's fused kernel (not under vmap)
+            for conv, norm, pool, _relu in self.conv4.features:
+                # a 1-channel image cannot carry the layout: convert the first conv's output
+                h = conv(h).contiguous(memory_format=torch.channels_last)
+                h = torch.relu(pool(norm(h)))
         # flatten in the (C, H, W) order of Conv4.embed so the two give identical embeddings
         return h.contiguous().flatten(1)
