@@ -91,23 +91,34 @@ def plan_from_preset(preset: str, overrides: list[str], use_fast: bool) -> Plan:
                 tr.iterations, tr.seed, {key: (test_set, paper)})
 
 
+def siamese_from_config(cfg: dict):
+    """The Siamese learner of a pair config: Koch's network (105x105) or a Conv-4 (28x28)."""
+    from metaloop.algorithms import get_algorithm
+    from metaloop.nets.koch import KochNet
+
+    spec = dict(cfg["backbone"])
+    name, size = spec.pop("name"), cfg["data"]["image_size"]
+    if name == "koch":
+        backbone = KochNet(image_size=size, **spec)
+    elif name == "conv4":
+        backbone = FastConv4(Conv4(1, None, image_size=size, **spec))
+    else:
+        raise ValueError(f"pair config backbone.name must be 'koch' or 'conv4', got {name!r}")
+    return get_algorithm(cfg["algorithm"])(backbone=backbone, **cfg.get("args", {}))
+
+
 def plan_from_pairs(path: Path, root: str | None) -> Plan:
     """Koch et al. (2015) verification training on balanced same/different pairs (not episodic)."""
-    from metaloop.algorithms import get_algorithm
     from metaloop.data.omniglot_splits import load_omniglot
     from metaloop.metric.oneshot import WithinAlphabetSampler
     from metaloop.metric.pairs import PairSampler
-    from metaloop.nets.koch import KochNet
     from metaloop.tasks.sampler import FewShotSampler
 
     cfg = yaml.safe_load(path.read_text())
     data, tr, val = cfg["data"], cfg["train"], cfg["val"]
     splits = load_omniglot(root, image_size=data["image_size"], split=data["split"])
     torch.manual_seed(cfg.get("seed", 0))
-    spec = dict(cfg["backbone"])
-    assert spec.pop("name") == "koch", "pair configs use the Koch network"
-    algo = get_algorithm(cfg["algorithm"])(backbone=KochNet(image_size=data["image_size"], **spec),
-                                           **cfg.get("args", {}))
+    algo = siamese_from_config(cfg)
     opt = torch.optim.Adam(algo.parameters(), lr=tr["lr"], weight_decay=tr.get("weight_decay", 0.0))
     sched = torch.optim.lr_scheduler.StepLR(opt, tr.get("lr_step", 10**9), tr.get("lr_gamma", 1.0))
     pairs = PairSampler(splits.train, distort=tr.get("distort", True))

@@ -55,9 +55,21 @@ def read_state(path: Path) -> tuple[dict, dict]:
     raise ValueError(f"{path}: no learner state found (keys: {sorted(blob)[:8]})")
 
 
-def load_learner(preset: str, weights: Path):
+def build_learner(preset: str):
+    """``(algorithm, name, shots it was trained with)`` for an engine preset or a pair config."""
+    from benchmarks.repro_metric import is_pair_config, siamese_from_config
+
+    if is_pair_config(preset):  # Siamese verification training: no episodes, no shots
+        import yaml
+
+        cfg = yaml.safe_load(Path(preset).read_text())
+        return siamese_from_config(cfg), cfg["algorithm"], None
     config = load_config(preset)
-    algo = build_algorithm(config, build_model(config))
+    return build_algorithm(config, build_model(config)), config.algorithm.name, config.tasks.shots
+
+
+def load_learner(preset: str, weights: Path):
+    algo, name, shots = build_learner(preset)
     state, info = read_state(weights)
     # repro_metric trains through FastConv4, a view that stores the Conv4 under ``conv4.``
     state = {k.replace(".conv4.", "."): v for k, v in state.items()}
@@ -65,7 +77,7 @@ def load_learner(preset: str, weights: Path):
     if missing or unexpected:
         raise ValueError(f"{weights} does not fit preset {preset!r}: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
-    return config, algo, info
+    return (name, shots), algo, info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,20 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config, algo, info = load_learner(args.preset, args.weights)
-    trained_shots = config.tasks.shots
+    (algo_name, trained_shots), algo, info = load_learner(args.preset, args.weights)
+    preset_name = Path(args.preset).stem
     splits = load_splits("omniglot", "vinyals", 28, 1)
     spec = {"ways": 5, "shots": args.shots, "queries": 15, "seed": 0}
     episodes = episode_set(splits.test, spec, args.episodes)
-    label = args.label or config.algorithm.name
-    if trained_shots != args.shots:
+    label = args.label or algo_name
+    if trained_shots is not None and trained_shots != args.shots:
         label += f" [trained {trained_shots}-shot]"
     log(f"scoring {label} on {len(episodes)} fixed episodes")
     cpu = time.process_time()
     result = evaluate(algo, episodes, steps=args.steps)
     cpu = time.process_time() - cpu
     record = {
-        "preset": {"name": args.preset, "algorithm": config.algorithm.name, "label": f"meta-learner: {label}",
+        "preset": {"name": preset_name, "algorithm": algo_name, "label": f"meta-learner: {label}",
                    "dataset": "omniglot", "split": "vinyals", "ways": 5, "shots": args.shots,
                    "queries": 15, "episodes": args.episodes, "seed": 0,
                    "trained_with": args.preset, "weights": str(args.weights)},
@@ -101,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "info": {"training": info, "steps": args.steps},
         "torch_threads": args.threads,
     }
-    atomic_write_json(RESULTS / f"meta_{args.preset}_5w{args.shots}s.json", record)
+    atomic_write_json(RESULTS / f"meta_{preset_name}_5w{args.shots}s.json", record)
     print(f"{label}: {result.summary()}")
     return 0
 
