@@ -13,16 +13,15 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from metaloop.algorithms.base import Algorithm
 from metaloop.algorithms.registry import register
 from metaloop.learned.coordinatewise import LSTMRule, UpdateRule, unroll
-from metaloop.learned.flat import ParamSpec, flat_parameters
+from metaloop.learned.flat import FlatWeightsLearner, flat_parameters
 
 
 @register("lstm_optimizer")
-class LSTMOptimizer(Algorithm):
+class LSTMOptimizer(FlatWeightsLearner, Algorithm):
     def __init__(
         self,
         model: nn.Module,
@@ -38,22 +37,12 @@ class LSTMOptimizer(Algorithm):
         self.task = task
         self.steps = steps
         self.rule = rule if rule is not None else LSTMRule()
-        self._model = (model,)  # the architecture; weights live in theta0
-        self.spec = ParamSpec.of(model)
+        self.bind_model(model, loss)  # the architecture; weights live in theta0
         theta0 = flat_parameters(model)
         if learn_init:
             self.theta0 = nn.Parameter(theta0)
         else:
             self.register_buffer("theta0", theta0)
-        self._loss = loss
-
-    def loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
-        if self._loss is not None:
-            return self._loss(predictions, targets)
-        return super().loss(predictions, targets)
-
-    def _forward(self, theta: Tensor, x: Tensor) -> Tensor:
-        return functional_call(self._model[0], self.spec.unflatten(theta), (x,))
 
     def adapt(self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None) -> Tensor:
         steps = self.steps if steps is None else steps

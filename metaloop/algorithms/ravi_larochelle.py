@@ -12,17 +12,17 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 from metaloop.algorithms.base import Algorithm
 from metaloop.algorithms.registry import register
-from metaloop.learned.flat import ParamSpec, flat_parameters
+from metaloop.learned.flat import FlatWeightsLearner, flat_parameters
 from metaloop.learned.meta_learner_lstm import MetaLearnerLSTM
 from metaloop.tasks.episode import EpisodeBatch
 
 
 @register("ravi_larochelle")
-class RaviLarochelle(Algorithm):
+class RaviLarochelle(FlatWeightsLearner, Algorithm):
     def __init__(
         self,
         model: nn.Module,
@@ -36,18 +36,8 @@ class RaviLarochelle(Algorithm):
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.task = task
         self.steps = steps
-        self._model = (model,)  # a tuple: the architecture only, not a meta-parameter
-        self.spec = ParamSpec.of(model)
+        self.bind_model(model, loss)
         self.meta_learner = MetaLearnerLSTM(flat_parameters(model), hidden=hidden)
-        self._loss = loss
-
-    def loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
-        if self._loss is not None:
-            return self._loss(predictions, targets)
-        return super().loss(predictions, targets)
-
-    def _forward(self, theta: Tensor, x: Tensor) -> Tensor:
-        return functional_call(self._model[0], self.spec.unflatten(theta), (x,))
 
     def adapt(self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None) -> Tensor:
         steps = self.steps if steps is None else steps

@@ -83,3 +83,25 @@ def functional_loss(
         return loss(functional_call(module, spec.unflatten(theta), (x,)), y)
 
     return f
+
+
+class FlatWeightsLearner:
+    """Mixin for learners whose base model is evaluated at a flat weight vector ``theta``.
+
+    The learned-optimizer family (coordinate-wise LSTM, Ravi & Larochelle) keeps the model as an
+    architecture only and produces its weights; this holds the shared plumbing. Put it before
+    :class:`~metaloop.algorithms.base.Algorithm` in the bases so ``loss`` can fall back to it.
+    """
+
+    def bind_model(self, model: nn.Module, loss: Callable[[Tensor, Tensor], Tensor] | None) -> None:
+        self._model = (model,)  # a tuple: the architecture only, not registered as a submodule
+        self.spec = ParamSpec.of(model)
+        self._loss = loss
+
+    def loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
+        if self._loss is not None:
+            return self._loss(predictions, targets)
+        return super().loss(predictions, targets)  # type: ignore[misc]
+
+    def _forward(self, theta: Tensor, x: Tensor) -> Tensor:
+        return functional_call(self._model[0], self.spec.unflatten(theta), (x,))
