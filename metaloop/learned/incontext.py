@@ -64,13 +64,21 @@ class InContextTransformer(nn.Module):
     ``output="gaussian"`` returns ``(mean, variance)`` each ``[tasks, q, y_dim]``;
     ``output="classification"`` returns logits ``[tasks, q, ways]``. ``x_encoder`` maps a flat batch
     of inputs ``[N, *x_shape]`` to ``[N, d_model]`` (default: a 2-layer MLP on ``x_dim`` features;
-    pass e.g. ``Conv4(1, out_features=d_model, norm="none")`` for pixels).
+    pass e.g. ``Conv4(1, out_features=d_model, norm="none")`` for pixels, or the string ``"conv4"``
+    from a config: a Conv-4 without batch norm on ``x_dim``-channel 28x28 images, so that no
+    example's embedding depends on the rest of the episode).
     """
 
     def __init__(self, x_dim: int = 1, y_dim: int = 1, *, output: str = "gaussian", ways: int = 5,
                  d_model: int = 64, heads: int = 4, layers: int = 4, ff: int = 128,
-                 x_encoder: nn.Module | None = None, min_std: float = 1e-3) -> None:
+                 x_encoder: nn.Module | str | None = None, min_std: float = 1e-3) -> None:
         super().__init__()
+        if x_encoder == "conv4":
+            from metaloop.nets import Conv4
+
+            x_encoder = Conv4(x_dim, out_features=d_model, norm="none")
+        elif isinstance(x_encoder, str):
+            raise ValueError(f"x_encoder must be a module, None or 'conv4', got {x_encoder!r}")
         if output not in ("gaussian", "classification"):
             raise ValueError(f"output must be 'gaussian' or 'classification', got {output!r}")
         self.output = output
