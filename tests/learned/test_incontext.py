@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from metaloop.algorithms import Algorithm, get_algorithm
@@ -88,3 +89,15 @@ def test_refuses_steps_and_empty_support(sine_batch):
     with pytest.raises(ValueError, match="support set is empty"):
         alg.model(ep.support_x[None, :0].double(), ep.support_y[None, :0].double(),
                   ep.query_x[None].double())
+
+
+def test_conv4_encoder_from_a_config_string_classifies_pixels():
+    from metaloop.learned.incontext import InContextTransformer
+
+    model = InContextTransformer(1, output="classification", ways=3, d_model=16, heads=2, layers=1,
+                                 ff=16, x_encoder="conv4")
+    sx, qx = torch.randn(2, 3, 1, 28, 28), torch.randn(2, 4, 1, 28, 28)
+    sy = torch.arange(3).expand(2, 3)
+    assert model(sx, sy, qx).shape == (2, 4, 3)
+    with pytest.raises(ValueError, match="x_encoder must be"):
+        InContextTransformer(1, x_encoder="resnet")
