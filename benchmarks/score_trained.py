@@ -71,8 +71,10 @@ def build_learner(preset: str):
 def load_learner(preset: str, weights: Path):
     algo, name, shots = build_learner(preset)
     state, info = read_state(weights)
-    # repro_metric trains through FastConv4, a view that stores the Conv4 under ``conv4.``
-    state = {k.replace(".conv4.", "."): v for k, v in state.items()}
+    # FastConv4 (repro_metric's training view) stores the Conv4 under ``conv4.``: match names with
+    # that segment dropped on both sides, so either kind of checkpoint fits either kind of learner
+    expected = {k.replace(".conv4.", "."): k for k in algo.state_dict()}
+    state = {expected.get(k.replace(".conv4.", "."), k): v for k, v in state.items()}
     missing, unexpected = algo.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{weights} does not fit preset {preset!r}: missing {missing[:5]}, "
