@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from metaloop.nets.batchnorm import native_batch_norm_kernel
 from metaloop.nets.conv4 import Conv4
+from metaloop.nets.layout import channels_last_activations
 
 
 class FastConv4(nn.Module):
@@ -36,11 +37,7 @@ class FastConv4(nn.Module):
         self.embedding_dim = conv4.embedding_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        h = x.contiguous(memory_format=torch.channels_last)
-        with native_batch_norm_kernel():  # TaskBatchNorm on torch's fused kernel (not under vmap)
-            for conv, norm, pool, _relu in self.conv4.features:
-                # a 1-channel image cannot carry the layout: convert the first conv's output
-                h = conv(h).contiguous(memory_format=torch.channels_last)
-                h = torch.relu(pool(norm(h)))
-        # flatten in the (C, H, W) order of Conv4.embed so the two give identical embeddings
-        return h.contiguous().flatten(1)
+        # Conv4.embed asks metaloop.nets.layout for NHWC after every convolution (the 1-channel
+        # image cannot carry the layout itself); TaskBatchNorm runs on the fused kernel (not vmap)
+        with native_batch_norm_kernel(), channels_last_activations():
+            return self.conv4.embed(x.contiguous(memory_format=torch.channels_last))
