@@ -10,6 +10,7 @@ import torch
 
 from metaloop.curves.curve import Curve
 from metaloop.curves.reliability import ReliabilityDiagram
+from metaloop.plots.runs import save
 
 
 def _pyplot():
@@ -52,11 +53,7 @@ def plot_curve(curve: Curve, path: str | os.PathLike, title: str | None = None) 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_reliability(diagrams: Mapping[str, ReliabilityDiagram], path: str | os.PathLike) -> Path:
@@ -83,8 +80,4 @@ def plot_reliability(diagrams: Mapping[str, ReliabilityDiagram], path: str | os.
     axes[0][0].set_ylabel("accuracy")
     axes[0][0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)

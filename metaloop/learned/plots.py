@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from metaloop.plots.runs import save
+
 Predictor = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
@@ -41,5 +43,4 @@ def plot_bands(path, functions: Sequence[tuple[Tensor, Tensor, Callable[[Tensor]
             if r == 0 and c == 0:
                 ax.legend(fontsize=6, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,8 +66,9 @@ def metric_label(metric: str) -> tuple[str, float]:
 
 
 
-def save(fig, path: Path) -> Path:
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
+def save(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write ``fig`` as a PNG atomically (a crash never leaves half an image) and close it."""
+    path = atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
     import matplotlib.pyplot as plt
 
     plt.close(fig)
