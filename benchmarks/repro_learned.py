@@ -34,6 +34,7 @@ from metaloop import metrics
 from metaloop.algorithms import get_algorithm
 from metaloop.engine.loop import meta_train
 from metaloop.evaluate import evaluate
+from metaloop.io import atomic_torch_save
 from metaloop.learned import l2o
 from metaloop.learned.coordinatewise import LSTMRule, load_rule, save_rule
 from metaloop.learned.uncertainty import DEFAULT_LEVELS, coverage
@@ -164,7 +165,7 @@ def cmd_sinusoid(args) -> None:
                 print(f"it {i} loss {loss:.4f}" + (f" val mse {r.mean:.4f}" if r else ""), flush=True)
             if r is not None and r.mean < best[0]:  # keep the best so far on disk (resumable eval)
                 best[0] = r.mean
-                torch.save(alg.state_dict(), ckpt)
+                atomic_torch_save(ckpt, alg.state_dict())
                 info.update(train_cpu_s=time.process_time() - start, best_iteration=i, done=False)
                 (OUT / f"{args.preset}.train.json").write_text(json.dumps(info))
 
@@ -175,7 +176,7 @@ def cmd_sinusoid(args) -> None:
             callback=callback)
         info.update(train_cpu_s=time.process_time() - start, best_iteration=hist.best_iteration,
                     done=True)
-        torch.save(alg.state_dict(), ckpt)
+        atomic_torch_save(ckpt, alg.state_dict())
         (OUT / f"{args.preset}.train.json").write_text(json.dumps(info))
     info["params"] = sum(p.numel() for p in alg.parameters())
     info["eval"] = {k: score(alg, s) for k, s in eval_sets(preset).items()}

@@ -35,6 +35,7 @@ import yaml
 
 from metaloop.config import build, load_config
 from metaloop.engine.run import seed_everything
+from metaloop.io import atomic_torch_save
 from metaloop.metric.fast_eval import evaluate_embedded
 from metaloop.nets.conv4 import Conv4
 from metaloop.nets.fast_conv4 import FastConv4
@@ -206,9 +207,9 @@ def main(argv: list[str] | None = None) -> None:
             if state["best"] is None or res.mean > state["best"]["val"]:
                 state["best"] = point
                 best_state = copy.deepcopy(algo.state_dict())
-            torch.save({"model": algo.state_dict(), "opt": opt.state_dict(),
+            atomic_torch_save(ckpt_path, {"model": algo.state_dict(), "opt": opt.state_dict(),
                         "sched": sched.state_dict(), "rng": g.get_state(), "state": state,
-                        "best_state": best_state}, ckpt_path)
+                        "best_state": best_state})
     state["train_seconds"] = base_wall + time.perf_counter() - wall0
     state["cpu_seconds"] = base_cpu + time.process_time() - cpu0
     if best_state is not None:

@@ -30,6 +30,7 @@ from metaloop.config import build, load_config
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
 from metaloop.evaluate import evaluate
+from metaloop.io import atomic_torch_save
 
 
 def eval_steps(config, algo) -> list[int]:
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                  "cpu_seconds": cpu_used}
         if scheduler is not None:
             state["scheduler"] = scheduler.state_dict()
-        torch.save(state, ckpt)
+        atomic_torch_save(ckpt, state)
         row = {"preset": name, "iterations": done, "train_cpu_s": round(cpu_used, 1)}
         for steps in steps_list:
             res = evaluate(algo, episodes, steps=steps)

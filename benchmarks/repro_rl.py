@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a script from a checkout: make the repo 
 import torch
 import yaml
 
+from metaloop.io import atomic_torch_save
 from metaloop.metrics import mean_ci95
 from metaloop.rl import MAMLRL, BernoulliBanditFamily, GaussianMLPPolicy, Navigation2DFamily
 from metaloop.rl.bandit_references import REFERENCES, play
@@ -77,10 +78,10 @@ def nav_train(args: argparse.Namespace) -> None:
         info.update(iteration=it, wall_s=time.time() - start, cpu_s=time.process_time() - cpu0)
         log.write(json.dumps(info) + "\n")
         log.flush()
-        torch.save(policy.state_dict(), out / f"nav_{args.mode}_last.pt")
+        atomic_torch_save(out / f"nav_{args.mode}_last.pt", policy.state_dict())
         if info["post_return"] > best:  # MAML App. A.2: the best-return model is kept
             best = info["post_return"]
-            torch.save(policy.state_dict(), out / f"nav_{args.mode}_best.pt")
+            atomic_torch_save(out / f"nav_{args.mode}_best.pt", policy.state_dict())
         if time.time() - run_start > 60 * args.minutes:
             break
 
@@ -236,10 +237,10 @@ def bandit_train(args: argparse.Namespace) -> None:
         log.write(json.dumps(info) + "\n")
         log.flush()
         if it % 20 == 0 or time.time() - start > 60 * args.minutes:
-            torch.save(policy.state_dict(), out / f"{tag}.pt")
+            atomic_torch_save(out / f"{tag}.pt", policy.state_dict())
         if time.time() - start > 60 * args.minutes:
             break
-    torch.save(policy.state_dict(), out / f"{tag}.pt")
+    atomic_torch_save(out / f"{tag}.pt", policy.state_dict())
 
 
 def report(args: argparse.Namespace) -> None:
