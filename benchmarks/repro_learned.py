@@ -212,7 +212,8 @@ def cmd_l2o(args) -> None:
         rule, lambda g: l2o.problem_from_episode(model, sampler.sample(g), g, F.mse_loss),
         iterations=iterations, generator=generator_for(tr["seed"], 0x121, int(bool(args.resume))),
         horizon=tr["horizon"],
-        truncation=tr["truncation"], meta_lr=tr["meta_lr"],
+        truncation=tr["truncation"], meta_lr=args.meta_lr or tr["meta_lr"],
+        objective=args.objective, cosine_decay=args.cosine,
         log=lambda i, v: print(f"it {i} mean trajectory loss {v:.4f}", flush=True) if i % 100 == 0
         else None)
     train_cpu = time.process_time() - start
@@ -247,6 +248,8 @@ def cmd_l2o(args) -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = {"iterations": iterations, "resumed_from": args.resume, "train_cpu_s": train_cpu,
+              "objective": args.objective, "cosine_decay": args.cosine,
+              "meta_lr": args.meta_lr or tr["meta_lr"],
               "meta_curve": curve, "rows": rows, "curves": curves}
     (OUT / f"l2o{args.tag}.json").write_text(json.dumps(result))
     plot_l2o(curves, Path(args.docs) / f"l2o{args.tag}_curves.png")
@@ -349,6 +352,10 @@ def main() -> None:
     o.add_argument("--docs", default="docs/img")
     o.add_argument("--resume", help="continue meta-training a rule saved by an earlier run")
     o.add_argument("--tag", default="", help="suffix for the output files")
+    o.add_argument("--objective", choices=["loss", "log_loss"], default="loss",
+                   help="meta-objective along the trajectory (paper: loss)")
+    o.add_argument("--cosine", action="store_true", help="cosine-anneal the meta learning rate")
+    o.add_argument("--meta-lr", type=float, help="override the meta learning rate (3e-3)")
     o.set_defaults(fn=cmd_l2o)
     p = sub.add_parser("plot")
     p.add_argument("--docs", default="docs/img")

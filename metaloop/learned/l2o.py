@@ -47,15 +47,24 @@ def meta_train_optimizer(
     truncation: int = 20,
     meta_lr: float = 1e-3,
     clip: float = 1.0,
+    objective: str = "loss",
+    cosine_decay: bool = False,
     log: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Adam on the rule's parameters, one problem per iteration, ``horizon // truncation`` updates.
 
+    ``objective="loss"`` is the paper's mean loss along the trajectory; ``"log_loss"`` averages
+    ``log f(theta_t)`` instead (Metz et al. 2019), so a problem that starts at a large loss does not
+    drown the late, small-loss steps where a rule trained on raw losses stalls. ``cosine_decay``
+    anneals the meta learning rate to zero over ``iterations``.
     Returns the mean trajectory loss of each iteration (the meta-training curve).
     """
     if horizon % truncation:
         raise ValueError(f"horizon ({horizon}) must be a multiple of truncation ({truncation})")
+    if objective not in ("loss", "log_loss"):
+        raise ValueError(f"objective must be 'loss' or 'log_loss', got {objective!r}")
     opt = torch.optim.Adam(rule.parameters(), lr=meta_lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations) if cosine_decay else None
     curve = []
     rule.train()
     for it in range(iterations):
@@ -66,12 +75,15 @@ def meta_train_optimizer(
             theta, state, losses = unroll(rule, problem.loss_fn, theta, state, truncation,
                                           differentiable=True)
             meta = losses[1:].mean()
+            target = losses[1:].clamp_min(1e-12).log().mean() if objective == "log_loss" else meta
             opt.zero_grad()
-            meta.backward()
+            target.backward()
             nn.utils.clip_grad_norm_(rule.parameters(), clip)
             opt.step()
             theta, state = theta.detach(), detach_state(state)
             total += float(meta.detach())
+        if sched is not None:
+            sched.step()
         curve.append(total / (horizon // truncation))
         if log is not None:
             log(it, curve[-1])

@@ -6,9 +6,11 @@ post-update surrogate ``E[π_{θ'(θ)}(a|s) / π_{θ'_old}(a|s) · Â]`` with th
 policies as trust region, differentiating *through* the inner step (second order, as in the
 paper: the Fisher-vector products are Hessian-vector products through θ'(θ)).
 
-Weights are plain dicts passed to ``torch.func.functional_call`` (see policies.py). When the shared
-functional core (metaloop/core: params dicts, differentiable steps, vmap strategy) lands on main,
-:meth:`MAMLRL.adapt` is the piece to express with it.
+Weights are plain dicts passed to ``torch.func.functional_call`` (see policies.py), the same
+representation as the shared functional core (:mod:`metaloop.core.inner`), whose ``sgd_update``
+takes the inner step. The tasks of a meta-batch are one leading dimension of every weight
+(``expand_params``), so summing the per-task losses and differentiating once gives every task its
+own gradient in one backward pass: the batched strategy of the core, written for trajectories.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
+from metaloop.core.inner import sgd_update
 from metaloop.rl.policies import Params, expand_params, params_of, task_distribution
 from metaloop.rl.rollout import Trajectories, rollout, task_advantages
 from metaloop.rl.trpo import trust_region_step
@@ -91,7 +94,7 @@ class MAMLRL:
         with torch.enable_grad():
             loss = self.inner_loss(params, traj, advantages).sum()
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
-        return {k: v - lr * g for (k, v), g in zip(params.items(), grads, strict=True)}
+        return sgd_update(params, dict(zip(params, grads, strict=True)), dict.fromkeys(params, lr))
 
     def sample(self, params: Params, goals: Tensor, rollouts: int, generator: torch.Generator):
         traj = rollout(self.family.make(goals, rollouts), self.policy, params, generator)
