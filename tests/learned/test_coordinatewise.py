@@ -92,13 +92,15 @@ def quadratic_problems(g: torch.Generator) -> Problem:
     return Problem(lambda th: (w @ th - y).pow(2).sum(), torch.randn(5, generator=g))
 
 
-def test_meta_training_improves_the_rule_on_quadratics():
+@pytest.mark.parametrize("objective,cosine", [("loss", False), ("log_loss", True)])
+def test_meta_training_improves_the_rule_on_quadratics(objective, cosine):
     torch.manual_seed(0)
     rule = LSTMRule()
     test = [quadratic_problems(torch.Generator().manual_seed(100 + i)) for i in range(20)]
     before = torch.stack([rule_trajectory(rule, p, 20)[-1] for p in test]).mean()
     meta_train_optimizer(rule, quadratic_problems, iterations=60, generator=torch.Generator()
-                         .manual_seed(0), horizon=20, truncation=5, meta_lr=0.01)
+                         .manual_seed(0), horizon=20, truncation=5, meta_lr=0.01,
+                         objective=objective, cosine_decay=cosine)
     after = torch.stack([rule_trajectory(rule, p, 20)[-1] for p in test]).mean()
     assert after < 0.5 * before
 
@@ -107,6 +109,9 @@ def test_truncation_must_divide_horizon():
     with pytest.raises(ValueError, match="multiple of truncation"):
         meta_train_optimizer(LSTMRule(), quadratic_problems, iterations=1,
                              generator=torch.Generator(), horizon=10, truncation=3)
+    with pytest.raises(ValueError, match="objective must be"):
+        meta_train_optimizer(LSTMRule(), quadratic_problems, iterations=1,
+                             generator=torch.Generator(), horizon=10, truncation=5, objective="sum")
 
 
 def test_save_load_roundtrip(tmp_path):
