@@ -11,6 +11,7 @@ of the textbook order, so checkpoints are interchangeable.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from torch import Tensor, nn
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 from metaloop.nets.batchnorm import TaskBatchNorm
 from metaloop.nets.layout import preferred_layout
 
-Norm = Literal["task", "batch", "none"]
+Norm = Literal["task", "batch", "group", "none"]
 
 
 def _norm_layer(norm: Norm, channels: int) -> nn.Module:
@@ -26,9 +27,11 @@ def _norm_layer(norm: Norm, channels: int) -> nn.Module:
         return TaskBatchNorm(channels)
     if norm == "batch":
         return nn.BatchNorm2d(channels)
+    if norm == "group":  # per example: no prediction depends on the rest of the batch
+        return nn.GroupNorm(math.gcd(8, channels), channels)
     if norm == "none":
         return nn.Identity()
-    raise ValueError(f"unknown norm {norm!r}; use 'task', 'batch' or 'none'")
+    raise ValueError(f"unknown norm {norm!r}; use 'task', 'batch', 'group' or 'none'")
 
 
 def conv_block(in_ch: int, out_ch: int, norm: Norm, downsample: str) -> nn.Sequential:

@@ -101,3 +101,17 @@ def test_conv4_encoder_from_a_config_string_classifies_pixels():
     assert model(sx, sy, qx).shape == (2, 4, 3)
     with pytest.raises(ValueError, match="x_encoder must be"):
         InContextTransformer(1, x_encoder="resnet")
+
+
+def test_conv4_encoder_keeps_images_apart_and_per_example():
+    """At initialisation the pixel encoder must separate images (a norm-free Conv-4 mapped all of
+    them to nearly one vector and the learner sat at chance) and must not mix examples."""
+    from metaloop.learned.incontext import InContextTransformer
+
+    torch.manual_seed(0)
+    enc = InContextTransformer(1, output="classification", ways=5, d_model=64,
+                               x_encoder="conv4").x_encoder
+    x = (torch.rand(10, 1, 28, 28) < 0.2).float()
+    z = enc(x)
+    assert z.std(0).norm() > 0.1 * z.norm(dim=-1).mean()
+    torch.testing.assert_close(enc(x[:3]), z[:3])  # no batch statistics
