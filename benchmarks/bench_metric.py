@@ -1,13 +1,16 @@
 """ProtoNet training and evaluation speed: a plain-PyTorch reference loop vs metaloop, same run.
 
     python benchmarks/bench_metric.py [--episodes 40] [--rounds 3] [--threads N] [--compile]
+        [--precision bf16]
 
 Reference (the style of the 16.7 episodes/s baseline): a Python list of per-class lists of float
 image tensors, each episode assembled with ``random.sample`` and ``torch.stack``, a standard
 ``nn.Sequential`` Conv-4 (conv, BN, ReLU, max-pool), Snell's distance code, Adam.
 metaloop: the uint8 dataset stays one tensor and an episode is one gather (``FewShotSampler``),
 ``ProtoNet.meta_loss`` embeds support and query in one pass through ``FastConv4`` (channels-last,
-pool before ReLU; same function and parameters as Conv4), optionally ``torch.compile``d.
+pool before ReLU; same function and parameters as Conv4), optionally ``torch.compile``d, optionally
+with its convolutions in bfloat16 (``--precision bf16``: an approximation, opt-in; check accuracy
+with ``repro_metric.py PRESET --precision bf16``).
 Both do 5-way 1-shot, 15 queries, 28x28 Omniglot (Vinyals train split). Rounds alternate the two
 loops so that load from other processes hits both alike; the ratio is taken per round.
 
@@ -31,6 +34,7 @@ from torch import nn
 from metaloop.algorithms.protonet import ProtoNet
 from metaloop.data.omniglot_splits import load_omniglot
 from metaloop.evaluate import evaluate
+from metaloop.io import atomic_write_json
 from metaloop.metric.fast_eval import evaluate_embedded
 from metaloop.nets.conv4 import Conv4
 from metaloop.nets.fast_conv4 import FastConv4
@@ -91,9 +95,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--compile", action="store_true", help="torch.compile the metaloop embedding")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="metaloop's FastConv4 convolutions in bf16 autocast")
     ap.add_argument("--eval-episodes", type=int, default=1000)
     ap.add_argument("--root", default=None)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_metric.json"))
+    ap.add_argument("--out", default=None, help="default results/bench_metric[_bf16].json")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,7 +110,7 @@ def main() -> None:
     torch.manual_seed(0)
     ref = reference_model()
     ref_opt = torch.optim.Adam(ref.parameters(), 1e-3)
-    backbone = FastConv4(Conv4(norm="batch"))
+    backbone = FastConv4(Conv4(norm="batch"), args.precision)
     algo = ProtoNet(torch.compile(backbone) if args.compile else backbone)
     opt = torch.optim.Adam(algo.parameters(), 1e-3)
     sampler = FewShotSampler(train, WAYS, SHOTS, QUERIES)
@@ -129,6 +135,7 @@ def main() -> None:
     summary = {
         "threads": torch.get_num_threads(),
         "compile": args.compile,
+        "precision": args.precision,
         "warmup_s": warm,
         "train_ratio_wall_median": statistics.median(x["wall_ratio"] for x in rounds),
         "train_ratio_cpu_median": statistics.median(x["cpu_ratio"] for x in rounds),
@@ -138,12 +145,16 @@ def main() -> None:
         "eval_episodes": args.eval_episodes,
         "eval_seconds_evaluate": ref_res.seconds,
         "eval_seconds_evaluate_embedded": fast_res.seconds,
+        "eval_accuracy_evaluate": ref_res.mean,
+        "eval_accuracy_evaluate_embedded": fast_res.mean,
         "eval_same_accuracy": abs(ref_res.mean - fast_res.mean) < 1e-9,
         "load_average_at_end": list(__import__("os").getloadavg()),
     }
     print(json.dumps(summary, indent=1))
-    Path(args.out).parent.mkdir(exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=1))
+    suffix = "" if args.precision == "fp32" else f"_{args.precision}"
+    out = Path(args.out or Path(__file__).parent / "results" / f"bench_metric{suffix}.json")
+    out.parent.mkdir(exist_ok=True)
+    atomic_write_json(out, summary)
 
 
 if __name__ == "__main__":

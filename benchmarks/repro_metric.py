@@ -60,22 +60,22 @@ class Plan:
     tests: dict  # key -> (callable returning an EpisodeSet, paper number)
 
 
-def fast(backbone, enabled: bool):
-    """The FastConv4 view of a max-pool Conv-4 (same function); other backbones unchanged."""
+def fast(backbone, enabled: bool, precision: str = "fp32"):
+    """The FastConv4 view of a max-pool Conv-4 (same function in fp32); other backbones unchanged."""
     if enabled and isinstance(backbone, Conv4):
         try:
-            return FastConv4(backbone)
+            return FastConv4(backbone, precision)
         except ValueError:  # stride-2 blocks: no fast view
             return backbone
     return backbone
 
 
-def plan_from_preset(preset: str, overrides: list[str], use_fast: bool) -> Plan:
+def plan_from_preset(preset: str, overrides: list[str], use_fast: bool, precision: str = "fp32") -> Plan:
     config = load_config(preset, overrides)
     tr = config.training
     seed_everything(tr.seed)
     sources = build.build_tasks(config)
-    algo = build.build_algorithm(config, fast(build.build_model(config), use_fast))
+    algo = build.build_algorithm(config, fast(build.build_model(config), use_fast, precision))
     opt = build.build_optimizer(config, algo.parameters())
     sched = build.build_scheduler(config, opt) or torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     ways, shots, _ = config.evaluation.shape(config.tasks)
@@ -88,7 +88,8 @@ def plan_from_preset(preset: str, overrides: list[str], use_fast: bool) -> Plan:
     def loss(g):
         return algo.meta_loss(sources.train.sample_batch(tr.meta_batch, g))
 
-    return Plan(config.name, algo, opt, sched, loss, build.meta_val_episodes(config, sources), tr.val_every,
+    name = config.name if precision == "fp32" else f"{config.name}_{precision}"
+    return Plan(name, algo, opt, sched, loss, build.meta_val_episodes(config, sources), tr.val_every,
                 tr.iterations, tr.seed, {key: (test_set, paper)})
 
 
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides (presets) (repeatable, as in metaloop train)")
     ap.add_argument("--no-fast", action="store_true", help="plain Conv4 instead of the FastConv4 view")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="FastConv4 convolutions in bf16 autocast (results get a _bf16 suffix)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         plan = plan_from_pairs(Path(args.preset), args.root)
     else:
         overrides = ([f"tasks.root={args.root}"] if args.root else []) + args.overrides
-        plan = plan_from_preset(args.preset, overrides, not args.no_fast)
+        plan = plan_from_preset(args.preset, overrides, not args.no_fast, args.precision)
     algo, opt, sched, name = plan.algo, plan.opt, plan.sched, plan.name
     RESULTS.mkdir(exist_ok=True)
     ckpt_path, out_path = RESULTS / f"{name}.ckpt", RESULTS / f"{name}.json"
