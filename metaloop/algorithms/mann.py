@@ -51,13 +51,15 @@ class MANN(Algorithm):
     """LSTM controller + LRU memory. Paper sizes: 200 LSTM units, 128 x 40 memory, 4 read heads.
 
     ``embedding=None`` uses a Conv-4 embedding of 28x28 images; pass ``nn.Flatten()`` with
-    ``input_shape`` for the paper's flattened-pixel setting.
+    ``input_shape`` for the paper's flattened-pixel setting. ``key_strength=True`` adds the NTM's
+    learned read sharpness (see :meth:`LRUMemory.step`); the default reads exactly as eq. 3.
     """
 
     def __init__(self, ways: int, embedding: nn.Module | None = None, *, in_channels: int = 1,
                  image_size: int = 28, input_shape: tuple[int, ...] | None = None,
                  controller: int = 200, slots: int = 128, memory_dim: int = 40, heads: int = 4,
-                 gamma: float = 0.95, support_loss_weight: float = 1.0) -> None:
+                 gamma: float = 0.95, support_loss_weight: float = 1.0,
+                 key_strength: bool = False) -> None:
         super().__init__()
         if ways < 2:
             raise ValueError(f"ways must be >= 2, got {ways}")
@@ -69,6 +71,8 @@ class MANN(Algorithm):
         self.key = nn.Linear(controller, heads * memory_dim)
         self.gate = nn.Linear(controller, heads)  # alpha of eq. 7, one per head
         self.output = nn.Linear(controller + heads * memory_dim, ways)
+        # beta_t = 1 + softplus(W h_t) per head (NTM eq. 5); off = Santoro's eq. 3 exactly
+        self.strength = nn.Linear(controller, heads) if key_strength else None
         self.support_loss_weight = support_loss_weight
 
     def initial_state(self, batch: int, like: Tensor) -> MANNState:
@@ -82,7 +86,8 @@ class MANN(Algorithm):
         inputs = torch.cat([features, state.pending_label, state.memory.reads], dim=-1)
         h, c = self.controller(inputs, state.hidden)
         keys = self.key(h).view(-1, self.memory.heads, self.memory.dim)
-        reads, memory = self.memory.step(state.memory, keys, self.gate(h))
+        strength = None if self.strength is None else 1 + F.softplus(self.strength(h))
+        reads, memory = self.memory.step(state.memory, keys, self.gate(h), strength)
         logits = self.output(torch.cat([h, reads], dim=-1))
         return logits, MANNState((h, c), memory, state.pending_label)
 

@@ -68,13 +68,22 @@ class LRUMemory:
         gate = torch.sigmoid(gate_logit).unsqueeze(-1)  # [B, heads, 1]
         return gate * state.read_weights + (1 - gate) * state.least_used.unsqueeze(1)
 
-    def step(self, state: MemoryState, keys: Tensor, gate_logit: Tensor) -> tuple[Tensor, MemoryState]:
-        """Write ``keys`` ([B, heads, dim]) then read with them; returns ``(r_t [B, heads*dim], state)``."""
+    def step(self, state: MemoryState, keys: Tensor, gate_logit: Tensor,
+             strength: Tensor | None = None) -> tuple[Tensor, MemoryState]:
+        """Write ``keys`` ([B, heads, dim]) then read with them; returns ``(r_t [B, heads*dim], state)``.
+
+        ``strength`` ([B, heads], optional) multiplies the cosines before the softmax: the key
+        strength beta of the Neural Turing Machine (Graves et al. 2014, eq. 5) that Santoro et al.'s
+        eq. 3 leaves out. Without it a cosine in [-1, 1] can raise one slot's weight at most e^2
+        times above an unrelated slot's, so over 128 slots a perfect match gets ~2 % of the read.
+        """
         w_write = self.write_weights(state, gate_logit)
         # The least-used rows (computed from w^u_{t-1}) are erased before writing (Sec. 3.1).
         memory = state.memory * (1 - state.least_used).unsqueeze(-1)
         memory = memory + torch.einsum("bhs,bhd->bsd", w_write, keys)
         similarity = F.cosine_similarity(keys.unsqueeze(2), memory.unsqueeze(1), dim=-1, eps=1e-8)
+        if strength is not None:
+            similarity = similarity * strength.unsqueeze(-1)
         w_read = similarity.softmax(dim=-1)  # [B, heads, slots]
         reads = torch.einsum("bhs,bsd->bhd", w_read, memory).flatten(1)
         usage = self.gamma * state.usage + w_read.sum(1) + w_write.sum(1)

@@ -75,3 +75,17 @@ def test_two_heads_write_to_the_two_least_used_slots():
 def test_more_heads_than_slots_is_a_clear_error():
     with pytest.raises(ValueError, match="heads"):
         LRUMemory(slots=2, heads=3)
+
+
+def test_key_strength_sharpens_the_read_by_scaling_the_cosines():
+    mem = LRUMemory(slots=3, dim=2, heads=1, gamma=0.5)
+    state = state_with([[1, 0], [0, 1], [1, 1]], [0.2, 0.6, 0.4], [[0.0, 1.0, 0.0]])
+    key = torch.tensor([[[1.0, 0.0]]], dtype=torch.float64)
+    gate = torch.tensor([[0.0]], dtype=torch.float64)
+    _, plain = mem.step(state, key, gate)
+    _, sharp = mem.step(state, key, gate, strength=torch.tensor([[10.0]], dtype=torch.float64))
+    memory = plain.memory[0]
+    cos = torch.nn.functional.cosine_similarity(key[0], memory, dim=-1)
+    assert torch.allclose(sharp.read_weights[0, 0], (10 * cos).softmax(0))
+    assert torch.allclose(sharp.memory, plain.memory)  # the write does not depend on it
+    assert sharp.read_weights[0, 0].max() > plain.read_weights[0, 0].max()
