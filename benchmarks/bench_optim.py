@@ -46,6 +46,7 @@ FULL = [
     ("conv4", "maml", "loop", "task"),
     ("conv4", "maml", "split", "task"),
     ("conv4", "maml", "split:1", "task"),
+    ("conv4", "maml", "split:autograd", "task"),
     ("conv4", "fomaml", "split", "task"),
     ("conv4", "anil", "split", "task"),
     ("conv4", "metasgd", "split", "task"),
@@ -63,6 +64,7 @@ QUICK = [
     ("conv4", "maml", "loop", "batch"),
     ("conv4", "maml", "split", "task"),
     ("conv4", "maml", "split:1", "task"),
+    ("conv4", "maml", "split:autograd", "task"),
     ("sinusoid", "reference", "-", "-"),
     ("sinusoid", "maml", "loop", "-"),
     ("sinusoid", "maml", "vmap", "-"),
@@ -176,6 +178,8 @@ def run_one(workload: str, algo_name: str, strategy: str, norm: str, iters: int)
         algo = get_algorithm(algo_name)(model, **kwargs)
         if chunk:
             algo.split_chunk = int(chunk)
+        if option == "autograd":  # "split:autograd": support one task at a time by autograd
+            algo.split_support = "autograd"
         opt = torch.optim.Adam(algo.parameters(), 1e-3)
 
         def step():
@@ -217,6 +221,12 @@ def main(argv: list[str] | None = None) -> None:
         help="time per iteration: wall clock, or process CPU time (robust on a loaded machine "
         "with --threads 1)",
     )
+    ap.add_argument(
+        "--conv4-maml",
+        nargs="+",
+        metavar="STRATEGY",
+        help="only the Conv-4 reference and MAML with these strategies (e.g. split split:1)",
+    )
     ap.add_argument("--_one", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -225,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_one(wl, algo, strat, norm, int(iters))))
         return
     configs = QUICK if args.quick else FULL
+    if args.conv4_maml:
+        configs = [("conv4", "reference", "-", "batch")]
+        configs += [("conv4", "maml", s, "task") for s in args.conv4_maml]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     runs: dict[tuple, list[dict]] = {c: [] for c in configs}
     for _ in range(args.repeats):

@@ -17,6 +17,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from metaloop.nets.batchnorm import TaskBatchNorm
+from metaloop.nets.fused import norm_pool_relu_block
 from metaloop.nets.layout import preferred_layout
 
 Norm = Literal["task", "batch", "group", "none"]
@@ -88,6 +89,10 @@ class Conv4(nn.Module):
         h = x
         for conv, *rest in self.features:
             h = preferred_layout(conv(h))  # NHWC on CPU query passes (see metaloop.nets.layout)
+            fused = norm_pool_relu_block(rest, h)  # None unless split's query pass enabled it
+            if fused is not None:
+                h = fused
+                continue
             for layer in rest:
                 h = layer(h)
         return h.flatten(1)

@@ -27,12 +27,14 @@ def reference_grads(algo, batch):
     return meta_gradient(loss, list(net.parameters()))
 
 
-@pytest.mark.parametrize("strategy", ["loop", "vmap", "split"])
+@pytest.mark.parametrize("strategy", ["loop", "vmap", "split", "split:autograd"])
 @pytest.mark.parametrize("first_order", [False, True])
 def test_conv_with_task_batchnorm_matches_reference(strategy, first_order):
     net = tiny_conv("task")
+    strategy, _, support = strategy.partition(":")
     algo = MAML(net, inner_lr=0.3, inner_steps=2, first_order=first_order, strategy=strategy)
     algo.split_chunk = 2  # 3 tasks: one chunk of 2 and one of 1
+    algo.split_support = support or "vmap"  # autograd: native batch norm in a second-order step
     batch = image_batch(3, 3, 1, 2)
     ref = reference_grads(algo, batch)
     loss = algo.meta_loss(batch)
