@@ -81,9 +81,10 @@ class GradientLearner(Algorithm):
         self._native_bn: bool | None = None
         #: tasks per batched support step in the ``split`` strategy (memory vs. batching).
         self.split_chunk = 4
-        #: ``split``'s support step: ``"vmap"`` (chunks of ``split_chunk`` tasks) or ``"autograd"``
-        #: (one task at a time, native batch norm, NHWC: the least memory, see strategies module).
-        self.split_support = "vmap"
+        #: ``split``'s support step: ``"vmap"`` (chunks of ``split_chunk`` tasks), ``"autograd"``
+        #: (one task at a time, native batch norm, NHWC: the least memory, see strategies module)
+        #: or ``"auto"``: autograd for CPU batches, vmap elsewhere (batching over tasks pays on GPUs).
+        self.split_support = "auto"
         self.use_compile = bool(compile)
         self._compiled_vmap = None
 

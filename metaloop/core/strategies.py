@@ -12,7 +12,8 @@
   norm → max-pool → ReLU block into one node (metaloop.nets.fused) that keeps ~20 MB less.
   ``learner.split_support = "autograd"`` runs the support step one task at a time with plain
   autograd (native batch norm is exact there): the least memory (Conv-4 Omniglot 5-way 1-shot:
-  1.54x the reference's speed at 0.76x its peak RSS, against 1.61x at 1.49x for chunks of 4).
+  1.54x the reference's speed at 0.76x its peak RSS, against 1.61x at 1.49x for vmapped chunks
+  of 4). The default ``"auto"`` takes it for CPU batches and the vmapped chunks elsewhere.
 * ``loop`` and ``split`` take each task's (chunk's) gradient at once and free its graph, so
   memory is that of one task (chunk), as with learn2learn's per-task ``backward``; ``meta_loss``
   then returns a scalar with the mean query loss as value and that exact gradient attached.
@@ -228,17 +229,22 @@ def meta_loss_split(learner: GradientLearner, batch: EpisodeBatch) -> Tensor:
     names = learner.adapted_names
     channels_last = batch.query_x.dim() == 5 and batch.query_x.device.type == "cpu"
     chunk_size = max(1, learner.split_chunk)
-    if learner.split_support == "autograd":
+    mode = learner.split_support
+    if mode == "auto":
+        mode = "autograd" if batch.query_x.device.type == "cpu" else "vmap"
+    if mode == "autograd":
         support = _autograd_support(learner, params, channels_last)
         chunk_size = 1
-    elif learner.split_support == "vmap":
+    elif mode == "vmap":
         adapt = _task_adapter(learner, params)
         support = torch.func.vmap(
             lambda sx, sy: {n: p for n, p in adapt(sx, sy).items() if n in names},
             randomness="different",
         )
     else:
-        raise ValueError(f"split_support must be 'vmap' or 'autograd', got {learner.split_support!r}")
+        raise ValueError(
+            f"split_support must be 'auto', 'vmap' or 'autograd', got {learner.split_support!r}"
+        )
     rest = [n for n, p in params.items() if n not in names and p.requires_grad]
     trainable = _trainable(learner)
     acc: list[Tensor | None] = [None] * len(trainable)

@@ -56,6 +56,7 @@ def test_native_batchnorm_under_vmap_is_caught_by_the_checker(strategy):
     ref = reference_grads(algo, batch)
     loop = meta_gradient(strategies.meta_loss_loop(algo, batch), list(net.parameters()))
     assert relative_error(loop, ref) < TOL
+    algo.split_support = "vmap"  # split's vmapped support step (on CPU "auto" avoids vmap)
     wrong = meta_gradient(strategies.RUNNERS[strategy](algo, batch), list(net.parameters()))
     assert relative_error(wrong, ref) > 1e-4
 
@@ -151,3 +152,11 @@ def test_compiled_vmap_matches_eager_and_other_strategies_refuse_compile():
     assert relative_error(got, ref) < 1e-10
     with pytest.raises(ValueError, match="compile=True needs strategy"):
         MAML(net, strategy="loop", compile=True)
+
+
+def test_split_support_mode_is_checked():
+    algo = MAML(tiny_conv("task"), inner_lr=0.3, inner_steps=1, strategy="split")
+    assert algo.split_support == "auto"
+    algo.split_support = "batched"
+    with pytest.raises(ValueError, match="split_support must be"):
+        algo.meta_loss(image_batch(2, 3, 1, 2))
