@@ -56,20 +56,21 @@ def read_state(path: Path) -> tuple[dict, dict]:
 
 
 def build_learner(preset: str):
-    """``(algorithm, name, shots it was trained with)`` for an engine preset or a pair config."""
+    """``(algorithm, name, shots, ways it was trained with)`` for an engine preset or a pair config."""
     from benchmarks.repro_metric import is_pair_config, siamese_from_config
 
     if is_pair_config(preset):  # Siamese verification training: no episodes, no shots
         import yaml
 
         cfg = yaml.safe_load(Path(preset).read_text())
-        return siamese_from_config(cfg), cfg["algorithm"], None
+        return siamese_from_config(cfg), cfg["algorithm"], None, None
     config = load_config(preset)
-    return build_algorithm(config, build_model(config)), config.algorithm.name, config.tasks.shots
+    algo = build_algorithm(config, build_model(config))
+    return algo, config.algorithm.name, config.tasks.shots, config.tasks.ways
 
 
 def load_learner(preset: str, weights: Path):
-    algo, name, shots = build_learner(preset)
+    algo, name, shots, ways = build_learner(preset)
     state, info = read_state(weights)
     # FastConv4 (repro_metric's training view) stores the Conv4 under ``conv4.``: match names with
     # that segment dropped on both sides, so either kind of checkpoint fits either kind of learner
@@ -79,7 +80,7 @@ def load_learner(preset: str, weights: Path):
     if missing or unexpected:
         raise ValueError(f"{weights} does not fit preset {preset!r}: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
-    return (name, shots), algo, info
+    return (name, shots, ways), algo, info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,27 +88,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("preset", help="the preset the learner was trained with")
     ap.add_argument("weights", type=Path)
     ap.add_argument("--shots", type=int, default=1)
+    ap.add_argument("--ways", type=int, default=5,
+                    help="5 (the shared table) or e.g. 20 for learners not tied to a head width")
     ap.add_argument("--episodes", type=int, default=600)
     ap.add_argument("--steps", type=int, default=None, help="adaptation steps (gradient learners)")
     ap.add_argument("--label", default=None)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    (algo_name, trained_shots), algo, info = load_learner(args.preset, args.weights)
+    (algo_name, trained_shots, trained_ways), algo, info = load_learner(args.preset, args.weights)
     preset_name = Path(args.preset).stem
     splits = load_splits("omniglot", "vinyals", 28, 1)
-    spec = {"ways": 5, "shots": args.shots, "queries": 15, "seed": 0}
+    spec = {"ways": args.ways, "shots": args.shots, "queries": 15, "seed": 0}
     episodes = episode_set(splits.test, spec, args.episodes)
     label = args.label or algo_name
     if trained_shots is not None and trained_shots != args.shots:
         label += f" [trained {trained_shots}-shot]"
+    if trained_ways is not None and trained_ways != args.ways:
+        label += f" [trained {trained_ways}-way]"
     log(f"scoring {label} on {len(episodes)} fixed episodes")
     cpu = time.process_time()
     result = evaluate(algo, episodes, steps=args.steps)
     cpu = time.process_time() - cpu
     record = {
         "preset": {"name": preset_name, "algorithm": algo_name, "label": f"meta-learner: {label}",
-                   "dataset": "omniglot", "split": "vinyals", "ways": 5, "shots": args.shots,
+                   "dataset": "omniglot", "split": "vinyals", "ways": args.ways, "shots": args.shots,
                    "queries": 15, "episodes": args.episodes, "seed": 0,
                    "trained_with": args.preset, "weights": str(args.weights)},
         "result": result.to_dict(),
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "info": {"training": info, "steps": args.steps},
         "torch_threads": args.threads,
     }
-    atomic_write_json(RESULTS / f"meta_{preset_name}_5w{args.shots}s.json", record)
+    atomic_write_json(RESULTS / f"meta_{preset_name}_{args.ways}w{args.shots}s.json", record)
     print(f"{label}: {result.summary()}")
     return 0
 
