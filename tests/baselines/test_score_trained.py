@@ -34,7 +34,7 @@ def test_fastconv4_prefix_is_mapped_and_wrong_weights_are_refused(tmp_path):
     state = {k.replace("backbone.", "backbone.conv4."): v + 1 for k, v in algo.state_dict().items()}
     torch.save(state, tmp_path / "p.pt")
     (_, shots, ways), loaded, _ = load_learner("protonet_omniglot_5w1s", tmp_path / "p.pt")
-    assert (shots, ways) == (1, 5)
+    assert (shots, ways) == (1, 60)  # the paper trains 1-shot ProtoNets 60-way
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, algo.state_dict()[k] + 1)
     with pytest.raises(ValueError, match="does not fit preset"):
