@@ -1,16 +1,16 @@
 """ProtoNet training and evaluation speed: a plain-PyTorch reference loop vs metaloop, same run.
 
     python benchmarks/bench_metric.py [--episodes 40] [--rounds 3] [--threads N] [--compile]
-        [--precision bf16]
+        [--precisions fp32 bf16]
 
 Reference (the style of the 16.7 episodes/s baseline): a Python list of per-class lists of float
 image tensors, each episode assembled with ``random.sample`` and ``torch.stack``, a standard
 ``nn.Sequential`` Conv-4 (conv, BN, ReLU, max-pool), Snell's distance code, Adam.
 metaloop: the uint8 dataset stays one tensor and an episode is one gather (``FewShotSampler``),
 ``ProtoNet.meta_loss`` embeds support and query in one pass through ``FastConv4`` (channels-last,
-pool before ReLU; same function and parameters as Conv4), optionally ``torch.compile``d, optionally
-with its convolutions in bfloat16 (``--precision bf16``: an approximation, opt-in; check accuracy
-with ``repro_metric.py PRESET --precision bf16``).
+pool before ReLU; same function and parameters as Conv4), optionally ``torch.compile``d, and in
+float32 and in bfloat16 (an approximation, opt-in in the library; check its accuracy with
+``repro_metric.py PRESET --precision bf16``), each against the reference of the same round.
 Both do 5-way 1-shot, 15 queries, 28x28 Omniglot (Vinyals train split). Rounds alternate the two
 loops so that load from other processes hits both alike; the ratio is taken per round.
 
@@ -95,11 +95,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--compile", action="store_true", help="torch.compile the metaloop embedding")
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                    help="metaloop's FastConv4 convolutions in bf16 autocast")
+    ap.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"],
+                    help="metaloop's FastConv4 precisions, each timed against the same reference")
     ap.add_argument("--eval-episodes", type=int, default=1000)
     ap.add_argument("--root", default=None)
-    ap.add_argument("--out", default=None, help="default results/bench_metric[_bf16].json")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_metric.json"))
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,51 +110,52 @@ def main() -> None:
     torch.manual_seed(0)
     ref = reference_model()
     ref_opt = torch.optim.Adam(ref.parameters(), 1e-3)
-    backbone = FastConv4(Conv4(norm="batch"), args.precision)
-    algo = ProtoNet(torch.compile(backbone) if args.compile else backbone)
-    opt = torch.optim.Adam(algo.parameters(), 1e-3)
+    runs = {}  # precision -> (learner, optimizer, backbone); same initial weights for each
+    init = Conv4(norm="batch").state_dict()
+    for precision in args.precisions:
+        conv4 = Conv4(norm="batch")
+        conv4.load_state_dict(init)
+        backbone = FastConv4(conv4, precision)
+        algo = ProtoNet(torch.compile(backbone) if args.compile else backbone)
+        runs[precision] = (algo, torch.optim.Adam(algo.parameters(), 1e-3), backbone)
     sampler = FewShotSampler(train, WAYS, SHOTS, QUERIES)
     rng, g = random.Random(0), torch.Generator().manual_seed(0)
-    warm = timed(lambda: metaloop_loop(sampler, algo, opt, 3, g))[0]  # includes any compile
+    warm = {p: timed(lambda a=a, o=o: metaloop_loop(sampler, a, o, 3, g))[0]  # includes any compile
+            for p, (a, o, _) in runs.items()}
     reference_loop(images_by_class, ref, ref_opt, 3, rng)
     rounds = []
-    for r in range(args.rounds):
+    for r in range(args.rounds):  # reference then each precision, every round: load hits all alike
         rw, rc = timed(lambda: reference_loop(images_by_class, ref, ref_opt, args.episodes, rng))
-        ow, oc = timed(lambda: metaloop_loop(sampler, algo, opt, args.episodes, g))
-        rounds.append({"reference_eps_per_s": args.episodes / rw,
-                       "metaloop_eps_per_s": args.episodes / ow,
-                       "wall_ratio": rw / ow, "cpu_ratio": rc / oc})
-        print(json.dumps({"round": r, **{k: round(v, 2) for k, v in rounds[-1].items()}}), flush=True)
+        row = {"reference_eps_per_s": args.episodes / rw}
+        for p, (a, o, _) in runs.items():
+            ow, oc = timed(lambda a=a, o=o: metaloop_loop(sampler, a, o, args.episodes, g))
+            row.update({f"{p}_eps_per_s": args.episodes / ow, f"{p}_wall_ratio": rw / ow,
+                        f"{p}_cpu_ratio": rc / oc})
+        rounds.append(row)
+        print(json.dumps({"round": r, **{k: round(v, 2) for k, v in row.items()}}), flush=True)
 
     test_set = EpisodeSet.generate(FewShotSampler(splits.test, WAYS, SHOTS, QUERIES),
                                    args.eval_episodes, seed=2017)
-    std_algo = ProtoNet(Conv4(norm="batch"))
-    std_algo.backbone.load_state_dict(backbone.conv4.state_dict())
-    fast_res = evaluate_embedded(algo if not args.compile else ProtoNet(backbone), test_set)
-    ref_res = evaluate(std_algo, test_set)
-    summary = {
-        "threads": torch.get_num_threads(),
-        "compile": args.compile,
-        "precision": args.precision,
-        "warmup_s": warm,
-        "train_ratio_wall_median": statistics.median(x["wall_ratio"] for x in rounds),
-        "train_ratio_cpu_median": statistics.median(x["cpu_ratio"] for x in rounds),
-        "reference_eps_per_s_median": statistics.median(x["reference_eps_per_s"] for x in rounds),
-        "metaloop_eps_per_s_median": statistics.median(x["metaloop_eps_per_s"] for x in rounds),
-        "rounds": rounds,
-        "eval_episodes": args.eval_episodes,
-        "eval_seconds_evaluate": ref_res.seconds,
-        "eval_seconds_evaluate_embedded": fast_res.seconds,
-        "eval_accuracy_evaluate": ref_res.mean,
-        "eval_accuracy_evaluate_embedded": fast_res.mean,
-        "eval_same_accuracy": abs(ref_res.mean - fast_res.mean) < 1e-9,
-        "load_average_at_end": list(__import__("os").getloadavg()),
-    }
+    summary = {"threads": torch.get_num_threads(), "compile": args.compile, "warmup_s": warm,
+               "episodes_per_round": args.episodes, "rounds": rounds,
+               "reference_eps_per_s_median": statistics.median(x["reference_eps_per_s"] for x in rounds),
+               "eval_episodes": args.eval_episodes}
+    for p, (algo, _, backbone) in runs.items():
+        for key in ("eps_per_s", "wall_ratio", "cpu_ratio"):
+            summary[f"{p}_{key}_median"] = statistics.median(x[f"{p}_{key}"] for x in rounds)
+        # each learner as trained (its own weights): the embedded evaluator against evaluate
+        std_algo = ProtoNet(Conv4(norm="batch"))
+        std_algo.backbone.load_state_dict(backbone.conv4.state_dict())
+        fast_res = evaluate_embedded(algo if not args.compile else ProtoNet(backbone), test_set)
+        ref_res = evaluate(std_algo, test_set)
+        summary[f"{p}_eval"] = {
+            "seconds_evaluate": ref_res.seconds, "seconds_evaluate_embedded": fast_res.seconds,
+            "accuracy_evaluate_fp32_conv4": ref_res.mean, "accuracy_evaluate_embedded": fast_res.mean,
+            "same_accuracy": abs(ref_res.mean - fast_res.mean) < 1e-9}
+    summary["load_average_at_end"] = list(__import__("os").getloadavg())
     print(json.dumps(summary, indent=1))
-    suffix = "" if args.precision == "fp32" else f"_{args.precision}"
-    out = Path(args.out or Path(__file__).parent / "results" / f"bench_metric{suffix}.json")
-    out.parent.mkdir(exist_ok=True)
-    atomic_write_json(out, summary)
+    Path(args.out).parent.mkdir(exist_ok=True)
+    atomic_write_json(Path(args.out), summary)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ One opt-in approximation, ``precision="bf16"``: the convolutions run under ``tor
 bfloat16 (weights stay float32, the embedding comes back as float32). On a CPU with AVX-512 BF16
 a Conv-4 training step on an 80-image episode took 31.5 ms against 63.7 ms in float32
 (channels-last both; 73.3 ms in plain NCHW float32). It changes the numbers, so it is never the
-default; ``benchmarks/bench_metric.py --precision bf16`` measures both speed and accuracy.
+default; ``benchmarks/bench_metric.py`` times both precisions against the same reference and
+``benchmarks/repro_metric.py PRESET --precision bf16`` trains with it for an accuracy check.
 """
 
 from __future__ import annotations
