@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             model.eval()
             with torch.no_grad():
                 acc = float((model.batch_logits(test).argmax(-1) == test.query_y).float().mean())
-            curve.append({"iteration": it, "loss": float(loss), "query_accuracy": acc,
+            curve.append({"iteration": it, "loss": loss.item(), "query_accuracy": acc,
                           "cpu_s": time.process_time() - cpu0})
             print(json.dumps(curve[-1]), flush=True)
     if args.out:
