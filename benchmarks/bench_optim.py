@@ -32,6 +32,7 @@ if __package__ in (None, ""):
 
 import torch  # noqa: E402
 
+from metaloop.io import atomic_write_text  # noqa: E402
 from metaloop.tasks.episode import Episode, EpisodeBatch  # noqa: E402
 
 WORKLOADS = {
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         "clock": args.clock,
     }
     if args.out:
-        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        atomic_write_text(Path(args.out), json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=1))
         return

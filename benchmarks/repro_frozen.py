@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=6000)
     ap.add_argument("--meta-batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--train-queries", type=int, default=5,
+                    help="queries per class in training episodes (MANN reads them one step each)")
     ap.add_argument("--every", type=int, default=250, help="meta-validate every N iterations")
     ap.add_argument("--key-strength", action="store_true", help="MANN: NTM read sharpness")
     ap.add_argument("--resume", action="store_true", help="continue from the saved learner state")
@@ -107,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         learner.load_state_dict(blob["learner"])
         opt.load_state_dict(blob["optimizer"])
         first, cpu_before, best = blob["iteration"], blob["cpu_s"], (blob["best_acc"], blob["best_state"])
-    sampler = FewShotSampler(train, WAYS, SHOTS, QUERIES)
-    val_set = EpisodeSet.generate(FewShotSampler(val, WAYS, SHOTS, QUERIES), 200, seed=1)
+    sampler = FewShotSampler(train, WAYS, SHOTS, args.train_queries)
+    val_set = EpisodeSet.generate(FewShotSampler(val, WAYS, SHOTS, args.train_queries), 200, seed=1)
     g = torch.Generator().manual_seed(args.seed + first)
     cpu0, curve = time.process_time() - cpu_before, open(log_path, "a" if args.resume else "w")
     for it in range(first + 1, args.iterations + 1):
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             acc = evaluate(learner, val_set).mean
             if acc > best[0]:
                 best = (acc, {k: v.detach().clone() for k, v in learner.state_dict().items()})
-            row = {"iteration": it, "loss": loss.item(), "val_accuracy": acc, "cpu_s": time.process_time() - cpu0}
+            row = {"iteration": it, "loss": loss.item(), "val_accuracy": acc,
+                   "cpu_s": time.process_time() - cpu0}
             curve.write(json.dumps(row) + "\n")
             curve.flush()
             log(json.dumps(row))
@@ -141,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "learner": name, "protocol": "frozen ProtoNet Conv-4 embedding, standardised; 5-way 1-shot",
         "iterations": args.iterations, "meta_batch": args.meta_batch, "lr": args.lr,
+        "train_queries": args.train_queries,
         "best_val_accuracy": best[0], "train_cpu_s": train_cpu, "test_cpu_s": time.process_time() - cpu,
         "result": result.to_dict(), "encoder": info,
-        "command": "python benchmarks/repro_frozen.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/repro_frozen.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     atomic_write_json(args.out / f"{name}.json", record)
     print(f"{name} on the frozen embedding: {result.summary()} (train {train_cpu:.0f} CPU s)")

@@ -34,7 +34,7 @@ from metaloop import metrics
 from metaloop.algorithms import get_algorithm
 from metaloop.engine.loop import meta_train
 from metaloop.evaluate import evaluate
-from metaloop.io import atomic_torch_save
+from metaloop.io import atomic_torch_save, atomic_write_text
 from metaloop.learned import l2o
 from metaloop.learned.coordinatewise import LSTMRule, load_rule, save_rule
 from metaloop.learned.uncertainty import DEFAULT_LEVELS, coverage
@@ -167,7 +167,7 @@ def cmd_sinusoid(args) -> None:
                 best[0] = r.mean
                 atomic_torch_save(ckpt, alg.state_dict())
                 info.update(train_cpu_s=time.process_time() - start, best_iteration=i, done=False)
-                (OUT / f"{args.preset}.train.json").write_text(json.dumps(info))
+                atomic_write_text((OUT / f"{args.preset}.train.json"), json.dumps(info))
 
         hist = meta_train(
             alg, MixedShots(SinusoidFamily(), tuple(tr["shots"]), tr["queries"]),
@@ -177,10 +177,10 @@ def cmd_sinusoid(args) -> None:
         info.update(train_cpu_s=time.process_time() - start, best_iteration=hist.best_iteration,
                     done=True)
         atomic_torch_save(ckpt, alg.state_dict())
-        (OUT / f"{args.preset}.train.json").write_text(json.dumps(info))
+        atomic_write_text((OUT / f"{args.preset}.train.json"), json.dumps(info))
     info["params"] = sum(p.numel() for p in alg.parameters())
     info["eval"] = {k: score(alg, s) for k, s in eval_sets(preset).items()}
-    (OUT / f"{args.preset}.json").write_text(json.dumps(info, indent=1))
+    atomic_write_text((OUT / f"{args.preset}.json"), json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))
 
 
@@ -251,7 +251,7 @@ def cmd_l2o(args) -> None:
               "objective": args.objective, "cosine_decay": args.cosine,
               "meta_lr": args.meta_lr or tr["meta_lr"],
               "meta_curve": curve, "rows": rows, "curves": curves}
-    (OUT / f"l2o{args.tag}.json").write_text(json.dumps(result))
+    atomic_write_text((OUT / f"l2o{args.tag}.json"), json.dumps(result))
     plot_l2o(curves, Path(args.docs) / f"l2o{args.tag}_curves.png")
 
 

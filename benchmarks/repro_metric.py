@@ -35,7 +35,7 @@ import yaml
 
 from metaloop.config import build, load_config
 from metaloop.engine.run import seed_everything
-from metaloop.io import atomic_torch_save
+from metaloop.io import atomic_torch_save, atomic_write_text
 from metaloop.metric.fast_eval import evaluate_embedded
 from metaloop.nets.conv4 import Conv4
 from metaloop.nets.fast_conv4 import FastConv4
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
            "best_val": state["best"], "curve": state["curve"], "test": results,
            "command": f"python benchmarks/repro_metric.py {args.preset} --resume",
            "host_cpus": os.cpu_count()}
-    out_path.write_text(json.dumps(out, indent=1))
+    atomic_write_text(out_path, json.dumps(out, indent=1))
     print(f"wrote {out_path}" + ("" if finished else f" (partial: {state['iteration']}/{plan.iterations}"
                                  " iterations; re-run with --resume to continue)"))
 

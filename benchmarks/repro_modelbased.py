@@ -31,7 +31,7 @@ from metaloop.config import build, load_config
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
 from metaloop.evaluate import evaluate
-from metaloop.io import atomic_torch_save
+from metaloop.io import atomic_torch_save, atomic_write_text
 from metaloop.modelbased.instance_protocol import evaluate_instances
 from metaloop.tasks.sampler import FewShotSampler
 from metaloop.tasks.seeding import derive_seed
@@ -94,7 +94,7 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
           f"after {done}/{total} iterations (paper {config.paper or 'n/a'})", flush=True)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(log, indent=2))
+        atomic_write_text(out, json.dumps(log, indent=2))
         atomic_torch_save(out.with_suffix(".pt"), algorithm.state_dict())
     return log
 

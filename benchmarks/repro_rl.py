@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script from a checkout: make the repo 
 import torch
 import yaml
 
-from metaloop.io import atomic_torch_save
+from metaloop.io import atomic_torch_save, atomic_write_text
 from metaloop.metrics import mean_ci95
 from metaloop.rl import MAMLRL, BernoulliBanditFamily, GaussianMLPPolicy, Navigation2DFamily
 from metaloop.rl.bandit_references import REFERENCES, play
@@ -126,7 +126,7 @@ def nav_eval(args: argparse.Namespace) -> None:
             results[name].update(train_iterations=len(rows), train_cpu_s=rows[-1]["cpu_s"])
         print(name, " / ".join(f"{m:.2f} ± {c:.2f}" for m, c in cis))
     results["MAML paper (Table 4)"] = {"mean": MAML_TABLE4}
-    (out / "nav_eval.json").write_text(json.dumps(results, indent=1))
+    atomic_write_text((out / "nav_eval.json"), json.dumps(results, indent=1))
     plot_returns(results, Path(args.docs_img) / "rl_nav2d_adaptation.png")
 
 
@@ -187,7 +187,7 @@ def bandit_eval(args: argparse.Namespace) -> None:
         env = family.make(means, gen)
         cpu0 = time.process_time()
         record(name, play(make(n), env, n, gen), env, time.process_time() - cpu0)
-    (out / f"bandit_k{k}_n{n}_eval.json").write_text(json.dumps(results, indent=1))
+    atomic_write_text((out / f"bandit_k{k}_n{n}_eval.json"), json.dumps(results, indent=1))
     import matplotlib
 
     matplotlib.use("Agg")
