@@ -4,6 +4,8 @@ bandits (Duan et al. 2016 Table 1), with their baselines and references.
     python benchmarks/repro_rl.py nav-train --mode maml --minutes 35 --out benchmarks/results/rl
     python benchmarks/repro_rl.py nav-train --mode pretrained --minutes 8 --out benchmarks/results/rl
     python benchmarks/repro_rl.py nav-eval --out benchmarks/results/rl
+    python benchmarks/repro_rl.py nav-train --preset maml_rl_cheetah_dir --minutes 60   # needs [mujoco]
+    python benchmarks/repro_rl.py nav-eval --preset maml_rl_cheetah_dir
     python benchmarks/repro_rl.py bandit-train --arms 5 --horizon 10 --minutes 20 --out benchmarks/results/rl
     python benchmarks/repro_rl.py bandit-eval --arms 5 --horizon 10 --out benchmarks/results/rl
 
@@ -39,11 +41,24 @@ def load_preset(name: str) -> dict:
     return yaml.safe_load((PRESETS / f"{name}.yaml").read_text())
 
 
+def build_family(cfg: dict):
+    """The task family a MAML-RL preset names (``env``), with its horizon and seed."""
+    if cfg["env"] == "navigation2d":
+        return Navigation2DFamily(horizon=cfg["horizon"])
+    from metaloop.rl.half_cheetah import HalfCheetahDirFamily, HalfCheetahVelFamily
+
+    families = {"half_cheetah_vel": HalfCheetahVelFamily, "half_cheetah_dir": HalfCheetahDirFamily}
+    if cfg["env"] not in families:
+        raise ValueError(f"unknown env {cfg['env']!r}; use navigation2d or one of {sorted(families)}")
+    return families[cfg["env"]](horizon=cfg["horizon"], seed=cfg["seed"])
+
+
 def nav_train(args: argparse.Namespace) -> None:
     cfg = load_preset(args.preset or "maml_rl_nav2d")
     torch.manual_seed(cfg["seed"])
-    family = Navigation2DFamily(horizon=cfg["horizon"])
-    policy = GaussianMLPPolicy(2, 2, tuple(cfg["hidden"]))
+    family = build_family(cfg)
+    prefix = cfg.get("prefix", "nav")
+    policy = GaussianMLPPolicy(family.obs_dim, family.action_dim, tuple(cfg["hidden"]))
     steps = cfg["inner_steps"] if args.mode == "maml" else 0
     learner = MAMLRL(
         policy,
@@ -63,9 +78,9 @@ def nav_train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     first, best, wall0, cpu_prev = 0, -float("inf"), 0.0, 0.0
-    log_path = out / f"nav_{args.mode}_log.jsonl"
+    log_path = out / f"{prefix}_{args.mode}_log.jsonl"
     if args.resume:  # continue a bounded run: weights from _last.pt, counters from the log
-        policy.load_state_dict(torch.load(out / f"nav_{args.mode}_last.pt"))
+        policy.load_state_dict(torch.load(out / f"{prefix}_{args.mode}_last.pt"))
         rows = [json.loads(line) for line in log_path.read_text().splitlines()]
         first, wall0, cpu_prev = rows[-1]["iteration"] + 1, rows[-1]["wall_s"], rows[-1]["cpu_s"]
         best = max(r["post_return"] for r in rows)
@@ -78,10 +93,10 @@ def nav_train(args: argparse.Namespace) -> None:
         info.update(iteration=it, wall_s=time.time() - start, cpu_s=time.process_time() - cpu0)
         log.write(json.dumps(info) + "\n")
         log.flush()
-        atomic_torch_save(out / f"nav_{args.mode}_last.pt", policy.state_dict())
+        atomic_torch_save(out / f"{prefix}_{args.mode}_last.pt", policy.state_dict())
         if info["post_return"] > best:  # MAML App. A.2: the best-return model is kept
             best = info["post_return"]
-            atomic_torch_save(out / f"nav_{args.mode}_best.pt", policy.state_dict())
+            atomic_torch_save(out / f"{prefix}_{args.mode}_best.pt", policy.state_dict())
         if time.time() - run_start > 60 * args.minutes:
             break
 
@@ -93,18 +108,19 @@ def nav_eval(args: argparse.Namespace) -> None:
     """Return before and after 1..3 policy-gradient steps on held-out goals, for MAML, the
     multi-task pretrained policy and a randomly initialised one (MAML §5.3 baselines)."""
     cfg = load_preset(args.preset or "maml_rl_nav2d")
-    family = Navigation2DFamily(horizon=cfg["horizon"])
+    family = build_family(cfg)
+    prefix = cfg.get("prefix", "nav")
     out = Path(args.out)
     goals = family.sample_tasks(cfg["eval_tasks"], torch.Generator().manual_seed(cfg["eval_seed"]))
     results = {}
     for name, ckpt in [
-        ("maml (best)", "nav_maml_best.pt"),
-        ("maml (last)", "nav_maml_last.pt"),
-        ("pretrained", "nav_pretrained_last.pt"),
+        ("maml (best)", f"{prefix}_maml_best.pt"),
+        ("maml (last)", f"{prefix}_maml_last.pt"),
+        ("pretrained", f"{prefix}_pretrained_last.pt"),
         ("from scratch", None),
     ]:
         torch.manual_seed(cfg["seed"] + 1)
-        policy = GaussianMLPPolicy(2, 2, tuple(cfg["hidden"]))
+        policy = GaussianMLPPolicy(family.obs_dim, family.action_dim, tuple(cfg["hidden"]))
         if ckpt is not None:
             if not (out / ckpt).exists():
                 continue
@@ -120,17 +136,21 @@ def nav_eval(args: argparse.Namespace) -> None:
             "ci95": [c for _, c in cis],
             "eval_cpu_s": time.process_time() - cpu0,
         }
-        log = out / f"nav_{name.split()[0]}_log.jsonl"
+        log = out / f"{prefix}_{name.split()[0]}_log.jsonl"
         if ckpt is not None and log.exists():
             rows = [json.loads(line) for line in log.read_text().splitlines()]
             results[name].update(train_iterations=len(rows), train_cpu_s=rows[-1]["cpu_s"])
         print(name, " / ".join(f"{m:.2f} ± {c:.2f}" for m, c in cis))
-    results["MAML paper (Table 4)"] = {"mean": MAML_TABLE4}
-    atomic_write_text((out / "nav_eval.json"), json.dumps(results, indent=1))
-    plot_returns(results, Path(args.docs_img) / "rl_nav2d_adaptation.png")
+    if cfg["env"] == "navigation2d":
+        results["MAML paper (Table 4)"] = {"mean": MAML_TABLE4}
+    elif "paper_returns" in cfg:
+        results["MAML paper"] = {"mean": cfg["paper_returns"]}
+    atomic_write_text((out / f"{prefix}_eval.json"), json.dumps(results, indent=1))
+    plot_returns(results, Path(args.docs_img) / cfg.get("plot", "rl_nav2d_adaptation.png"),
+                 cfg.get("title", "2D navigation (held-out goals)"))
 
 
-def plot_returns(results: dict, path: Path) -> None:
+def plot_returns(results: dict, path: Path, title: str = "2D navigation (held-out goals)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,8 +161,8 @@ def plot_returns(results: dict, path: Path) -> None:
         steps = range(len(r["mean"]))
         style = {"ls": "--", "color": "k"} if "paper" in name else {"marker": "o", "capsize": 3}
         ax.errorbar(steps, r["mean"], yerr=r.get("ci95"), label=name, **style)
-    ax.set(xlabel="policy-gradient steps", ylabel="average return", title="2D navigation (held-out goals)")
-    ax.set_xticks(range(4))
+    ax.set(xlabel="policy-gradient steps", ylabel="average return", title=title)
+    ax.set_xticks(range(max(len(r["mean"]) for r in results.values())))
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
