@@ -22,7 +22,12 @@ from metaloop.tasks.episode import EpisodeBatch
 
 @register("imaml")
 class IMAML(GradientLearner):
-    """Beyond GradientLearner: ``lam`` (proximal strength lambda), ``cg_steps`` (CG iterations)."""
+    """Beyond GradientLearner: ``lam`` (proximal strength lambda), ``cg_steps`` (CG iterations) and
+    ``cg_lam``: the lambda of the linear system ``(I + H / cg_lam) v = g`` (default ``lam``, the
+    theorem's). Where the inner problem is non-convex and not solved to stationarity, ``I + H/lam``
+    need not be positive definite and CG can return a poor direction; a larger ``cg_lam`` damps the
+    system towards the first-order gradient (``cg_lam -> inf`` gives ``v = g``), measured by
+    ``benchmarks/imaml_gradient_check.py``."""
 
     supported_strategies = ("auto", "loop", "vmap")
 
@@ -32,17 +37,21 @@ class IMAML(GradientLearner):
         *,
         lam: float = 1.0,
         cg_steps: int = 5,
+        cg_lam: float | None = None,
         inner_lr: float = 0.1,
         inner_steps: int = 10,
         **kwargs,
     ) -> None:
         if lam <= 0 or cg_steps < 1:
             raise ValueError(f"lam must be > 0 and cg_steps >= 1, got {lam} and {cg_steps}")
+        if cg_lam is not None and cg_lam <= 0:
+            raise ValueError(f"cg_lam must be > 0 (or None for lam), got {cg_lam}")
         if kwargs.get("first_order"):
             raise ValueError("iMAML's meta-gradient is implicit; first_order does not apply")
         super().__init__(model, inner_lr=inner_lr, inner_steps=inner_steps, **kwargs)
         self.lam = float(lam)
         self.cg_steps = int(cg_steps)
+        self.cg_lam = self.lam if cg_lam is None else float(cg_lam)
 
     def _split(self, params: Params) -> tuple[Params, Params]:
         adapted = {n: params[n] for n in self.adapted_names}
@@ -85,6 +94,7 @@ class IMAML(GradientLearner):
             trainable,
             self.lam,
             self.cg_steps,
+            system_lam=self.cg_lam,
         )
 
     def meta_loss(self, batch: EpisodeBatch) -> Tensor:

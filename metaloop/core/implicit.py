@@ -55,12 +55,15 @@ def implicit_task_gradients(
     rest: Params,
     lam: float,
     cg_steps: int,
+    system_lam: float | None = None,
 ) -> tuple[Tensor, Params, Params]:
     """Query loss and the implicit meta-gradients ``(v for adapted, g for the rest)`` of one task.
 
     ``support_loss(adapted, rest)`` and ``query_loss(adapted, rest)`` take the adapted parameters
-    and the non-adapted ones; ``phi`` is the (approximate) inner solution.
+    and the non-adapted ones; ``phi`` is the (approximate) inner solution. ``system_lam`` (default
+    ``lam``) is the lambda of the CG system ``(I + H / system_lam) v = g``; a larger one damps it.
     """
+    system_lam = lam if system_lam is None else system_lam
     (g_phi, g_rest), value = torch.func.grad_and_value(query_loss, argnums=(0, 1))(phi, rest)
     support_grad = torch.func.grad(support_loss, argnums=0)
 
@@ -68,10 +71,10 @@ def implicit_task_gradients(
 
     def matvec(u: Params) -> Params:
         (hu,) = hvp(u)  # H is symmetric: the vector-Jacobian product of the gradient is H u
-        return {n: u[n] + hu[n] / lam for n in u}
+        return {n: u[n] + hu[n] / system_lam for n in u}
 
     v = conjugate_gradient(matvec, g_phi, cg_steps)
     if rest:
         mixed = torch.func.grad(lambda r: _dot(support_grad(phi, r), v))(rest)
-        g_rest = {n: g_rest[n] - mixed[n] / lam for n in rest}
+        g_rest = {n: g_rest[n] - mixed[n] / system_lam for n in rest}
     return value, v, g_rest

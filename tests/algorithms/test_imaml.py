@@ -18,12 +18,14 @@ def unflat(v, like):
     return out
 
 
-def reference_implicit_grads(net, algo, batch):
-    """Explicit Hessians and a dense solve (Rajeswaran et al. 2019, Lemma 1 / Eq. 6)."""
+def reference_implicit_grads(net, algo, batch, system_lam=None):
+    """Explicit Hessians and a dense solve (Rajeswaran et al. 2019, Lemma 1 / Eq. 6); the linear
+    system uses ``system_lam`` (default: the proximal lambda, the theorem's)."""
     names = [n for n, _ in net.named_parameters()]
     theta = [p.detach() for p in net.parameters()]
     adapted = [n in algo.adapted_names for n in names]
     lam, total = algo.lam, torch.zeros(sum(t.numel() for t in theta), dtype=torch.float64)
+    sys_lam = lam if system_lam is None else system_lam
 
     def loss_at(vec, x, y):
         return algo.loss(
@@ -47,9 +49,9 @@ def reference_implicit_grads(net, algo, batch):
         g_q = torch.autograd.grad(loss_at(q, ep.query_x, ep.query_y), q)[0]
         a, r = mask, ~mask
         h_aa = h[a][:, a]
-        sol = torch.linalg.solve(lam * torch.eye(int(a.sum()), dtype=h.dtype) + h_aa, g_q[a])
+        sol = torch.linalg.solve(sys_lam * torch.eye(int(a.sum()), dtype=h.dtype) + h_aa, g_q[a])
         grad = torch.zeros_like(g_q)
-        grad[a] = lam * sol  # (I + H/lam)^-1 g
+        grad[a] = sys_lam * sol  # (I + H/lam)^-1 g
         grad[r] = g_q[r] - h[r][:, a] @ sol  # d phi*/d psi = -(H + lam I)^-1 H_phi,psi
         total += grad / len(batch)
     return unflat(total, theta)
@@ -73,6 +75,27 @@ def test_matches_dense_implicit_gradient_with_batchnorm(strategy, adapt):
     batch = sinusoid_batch(2, 6, 6)
     got = meta_gradient(algo.meta_loss(batch), list(net.parameters()))
     assert relative_error(got, reference_implicit_grads(net, algo, batch)) < 1e-10
+
+
+@pytest.mark.parametrize("adapt", ["all", "head"])
+def test_damped_system_matches_dense_solve_and_tends_to_first_order(adapt):
+    """cg_lam != lam solves (I + H/cg_lam) v = g exactly; a huge cg_lam gives the query gradient at
+    phi* (first order), the direction damping moves towards."""
+    net = bn_mlp(hidden=4)
+    n_params = sum(p.numel() for p in net.parameters())
+    kw = dict(lam=4.0, inner_lr=0.05, inner_steps=6, cg_steps=3 * n_params, task="regression",
+              strategy="loop", adapt=adapt)
+    batch = sinusoid_batch(2, 6, 6)
+    damped = IMAML(net, cg_lam=10.0, **kw)
+    got = meta_gradient(damped.meta_loss(batch), list(net.parameters()))
+    assert relative_error(got, reference_implicit_grads(net, damped, batch, system_lam=10.0)) < 1e-10
+    plain = meta_gradient(IMAML(net, **kw).meta_loss(batch), list(net.parameters()))
+    assert relative_error(got, plain) > 1e-3  # the damping does change the direction
+    first = meta_gradient(IMAML(net, cg_lam=1e12, **kw).meta_loss(batch), list(net.parameters()))
+    fo = reference_implicit_grads(net, damped, batch, system_lam=1e12)
+    assert relative_error(first, fo) < 1e-8
+    with pytest.raises(ValueError, match="cg_lam"):
+        IMAML(net, cg_lam=0.0, **kw)
 
 
 def test_exact_implicit_gradient_on_quadratic_inner_problem():
