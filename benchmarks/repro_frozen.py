@@ -35,6 +35,7 @@ from benchmarks.score_trained import load_learner  # noqa: E402
 from metaloop.algorithms.incontext import InContext  # noqa: E402
 from metaloop.algorithms.mann import MANN  # noqa: E402
 from metaloop.data.base import ClassDataset  # noqa: E402
+from metaloop.data.cache import sha256_file  # noqa: E402
 from metaloop.data.features import embed_dataset, feature_dim, same_episodes  # noqa: E402
 from metaloop.evaluate import evaluate  # noqa: E402
 from metaloop.io import atomic_torch_save, atomic_write_json  # noqa: E402
@@ -53,7 +54,8 @@ def standardised(datasets: list[ClassDataset]) -> list[ClassDataset]:
 def feature_splits(args) -> tuple[list[ClassDataset], dict, object]:
     """(train, val, test) feature datasets, the encoder's info, and the image test split."""
     splits = load_splits("omniglot", "vinyals", 28, 1)
-    cache = args.out / f"features_{Path(args.encoder).stem}.pt"
+    digest = sha256_file(args.weights)[:12]  # a retrained encoder never reads stale features
+    cache = args.out / f"features_{Path(args.encoder).stem}_{digest}.pt"
     _, protonet, info = load_learner(args.encoder, args.weights)
     if cache.is_file():
         blob = torch.load(cache, weights_only=True)
