@@ -58,7 +58,8 @@ def nav_train(args: argparse.Namespace) -> None:
     torch.manual_seed(cfg["seed"])
     family = build_family(cfg)
     prefix = cfg.get("prefix", "nav")
-    policy = GaussianMLPPolicy(family.obs_dim, family.action_dim, tuple(cfg["hidden"]))
+    policy = GaussianMLPPolicy(family.obs_dim, family.action_dim, tuple(cfg["hidden"]),
+                               min_std=cfg.get("min_std"))
     steps = cfg["inner_steps"] if args.mode == "maml" else 0
     learner = MAMLRL(
         policy,
@@ -120,7 +121,8 @@ def nav_eval(args: argparse.Namespace) -> None:
         ("from scratch", None),
     ]:
         torch.manual_seed(cfg["seed"] + 1)
-        policy = GaussianMLPPolicy(family.obs_dim, family.action_dim, tuple(cfg["hidden"]))
+        policy = GaussianMLPPolicy(family.obs_dim, family.action_dim, tuple(cfg["hidden"]),
+                                   min_std=cfg.get("min_std"))
         if ckpt is not None:
             if not (out / ckpt).exists():
                 continue

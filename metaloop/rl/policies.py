@@ -7,6 +7,7 @@ evaluated in one call and gradients flow back to the shared meta-parameters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -19,7 +20,9 @@ Params = dict[str, Tensor]
 
 class GaussianMLPPolicy(nn.Module):
     """MAML-RL's policy (App. A.2): MLP with 2×100 ReLU units, Gaussian with a learned,
-    state-independent log standard deviation."""
+    state-independent log standard deviation, optionally floored at ``min_std`` (as rllab's
+    ``GaussianMLPPolicy(min_std=...)``): the policy-gradient step on the mean grows like 1/std, so a
+    meta-learned std that collapses makes fixed-size adaptation steps overshoot."""
 
     def __init__(
         self,
@@ -27,8 +30,12 @@ class GaussianMLPPolicy(nn.Module):
         action_dim: int,
         hidden: Sequence[int] = (100, 100),
         init_std: float = 1.0,
+        min_std: float | None = None,
     ) -> None:
         super().__init__()
+        if min_std is not None and not 0 < min_std <= init_std:
+            raise ValueError(f"min_std must be in (0, init_std={init_std}], got {min_std}")
+        self.min_log_std = None if min_std is None else math.log(min_std)
         dims = [obs_dim, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:], strict=True):
@@ -39,7 +46,8 @@ class GaussianMLPPolicy(nn.Module):
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         mean = self.mean(self.body(obs))
-        return mean, self.log_std.expand_as(mean)
+        log_std = self.log_std if self.min_log_std is None else self.log_std.clamp(min=self.min_log_std)
+        return mean, log_std.expand_as(mean)
 
 
 def params_of(module: nn.Module) -> Params:

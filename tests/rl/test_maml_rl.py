@@ -105,3 +105,16 @@ def test_bad_arguments_raise():
         MAMLRL(policy, Navigation2DFamily(), inner_steps=-1)
     with pytest.raises(ValueError, match="rollouts"):
         MAMLRL(policy, Navigation2DFamily(), rollouts=1)
+
+
+def test_min_std_floors_the_policy_std_and_blocks_its_gradient_below():
+    policy = GaussianMLPPolicy(2, 2, (4,), init_std=1.0, min_std=0.3)
+    with torch.no_grad():
+        policy.log_std.copy_(torch.tensor([0.1, 0.6]).log())
+    obs = torch.zeros(3, 2)
+    _, log_std = policy(obs)
+    torch.testing.assert_close(log_std[0].exp(), torch.tensor([0.3, 0.6]))
+    log_std.sum().backward()
+    assert policy.log_std.grad[0] == 0 and policy.log_std.grad[1] == 3  # 3 rows of obs
+    with pytest.raises(ValueError, match="min_std"):
+        GaussianMLPPolicy(2, 2, min_std=2.0)
