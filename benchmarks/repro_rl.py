@@ -203,7 +203,10 @@ def bandit_eval(args: argparse.Namespace) -> None:
             trials = run_trials(policy, env, n, gen, greedy=greedy)
             record("rl2 (greedy)" if greedy else "rl2", trials.actions.T, env, time.process_time() - cpu0)
         rows = [json.loads(line) for line in (out / f"rl2_k{k}_n{n}_log.jsonl").read_text().splitlines()]
-        results["rl2"].update(train_iterations=len(rows), train_cpu_s=rows[-1]["cpu_s"])
+        init_file = out / f"rl2_k{k}_n{n}_init.json"
+        init = json.loads(init_file.read_text()) if init_file.exists() else {}
+        for name in ("rl2", "rl2 (greedy)"):
+            results[name].update(train_iterations=len(rows), train_cpu_s=rows[-1]["cpu_s"], **init)
     for name, make in REFERENCES.items():
         gen = torch.Generator().manual_seed(cfg["eval_seed"] + 1)
         env = family.make(means, gen)
@@ -230,6 +233,21 @@ def bandit_train(args: argparse.Namespace) -> None:
     torch.manual_seed(cfg["seed"])
     family = BernoulliBanditFamily(cfg["arms"])
     policy = RL2Policy(1, cfg["arms"], cfg["hidden"])
+    init = {}
+    if args.init:
+        # Horizon curriculum: a policy trained on short trials already explores then exploits;
+        # PPO from scratch at n=100 collapses to a history-blind arm choice (measured).
+        init_path = Path(args.init)
+        if not init_path.exists():
+            raise SystemExit(f"--init {init_path}: no such file; train it first with bandit-train")
+        policy.load_state_dict(torch.load(init_path))
+        init_log = init_path.with_name(init_path.stem + "_log.jsonl")
+        rows = init_log.read_text().splitlines() if init_log.exists() else []
+        init = {
+            "init": str(init_path),
+            "init_iterations": len(rows),
+            "init_cpu_s": json.loads(rows[-1])["cpu_s"] if rows else None,
+        }
     ppo = RL2PPO(
         policy,
         lr=cfg["lr"],
@@ -244,6 +262,7 @@ def bandit_train(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tag = f"rl2_k{cfg['arms']}_n{cfg['horizon']}"
     gen = torch.Generator().manual_seed(cfg["seed"])
+    atomic_write_text(out / f"{tag}_init.json", json.dumps(init))
     log = open(out / f"{tag}_log.jsonl", "w")
     start, cpu0 = time.time(), time.process_time()
     for it in range(cfg["iterations"]):
@@ -299,6 +318,11 @@ def report(args: argparse.Namespace) -> None:
             if "rl2" in r
             else "not trained"
         )
+        if "rl2" in r and r["rl2"].get("init"):
+            train += (
+                f" (from {Path(r['rl2']['init']).stem}: {r['rl2']['init_iterations']} it, "
+                f"{r['rl2']['init_cpu_s']:.0f} CPU s)"
+            )
         print(f"| {k} | {n} | " + " | ".join(cells) + f" | {train} |")
 
 
@@ -314,6 +338,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--horizon", type=int, default=10)
     parser.add_argument("--out", default="benchmarks/results/rl")
     parser.add_argument("--resume", action="store_true", help="nav-train: continue from _last.pt")
+    parser.add_argument(
+        "--init", default=None, help="bandit-train: start from these RL² weights (horizon curriculum)"
+    )
     parser.add_argument("--docs-img", default="docs/img", help="where evaluation plots go")
     args = parser.parse_args(argv)
     if args.command == "nav-train":
