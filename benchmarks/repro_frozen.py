@@ -3,6 +3,7 @@
     python benchmarks/repro_frozen.py mann --iterations 6000
     python benchmarks/repro_frozen.py icl --iterations 6000
     python benchmarks/repro_frozen.py icl --iterations 6000 --resume    # continue the saved run
+    python benchmarks/repro_frozen.py mann --train-shots 10 --train-queries 1   # Santoro's sequences
 
 End to end from pixels, MANN and the in-context transformer sat at chance for the whole budget we
 could give them (docs/model_based.md, docs/learned.md): they must learn to bind a label to an
@@ -39,10 +40,28 @@ from metaloop.data.cache import sha256_file  # noqa: E402
 from metaloop.data.features import embed_dataset, feature_dim, same_episodes  # noqa: E402
 from metaloop.evaluate import evaluate  # noqa: E402
 from metaloop.io import atomic_torch_save, atomic_write_json  # noqa: E402
+from metaloop.modelbased.episode_sequence import shuffle_support  # noqa: E402
+from metaloop.modelbased.instance_protocol import accuracy_by_instance_ci  # noqa: E402
 from metaloop.tasks.episode_set import EpisodeSet  # noqa: E402
 from metaloop.tasks.sampler import FewShotSampler  # noqa: E402
 
 WAYS, SHOTS, QUERIES = 5, 1, 15
+#: Santoro et al. (2016) Table 1: 5 classes x 10 instances, one shuffled sequence per episode.
+INSTANCES, INSTANCE_REPORT = 10, (1, 2, 3, 4, 5, 10)
+
+
+@torch.no_grad()
+def instance_accuracy(mann: MANN, test: ClassDataset, episodes: int, seed: int = 3) -> dict:
+    """Per-presentation accuracy (mean ± 95 % CI over episodes) on Santoro's sequences of the
+    meta-test classes: the label of step t is shown at step t+1, the prediction is made before."""
+    sampler = FewShotSampler(test, WAYS, INSTANCES, 0)
+    g = torch.Generator().manual_seed(seed)
+    batch = sampler.sample_batch(episodes, g)
+    x, y = shuffle_support(batch.support_x, batch.support_y, g)
+    mann.eval()
+    logits = mann.read_sequence(x.flatten(2), y).support_logits
+    return {str(n): {"mean": m, "ci95": c}
+            for n, (m, c) in accuracy_by_instance_ci(logits, y, INSTANCE_REPORT).items()}
 
 
 def standardised(datasets: list[ClassDataset]) -> list[ClassDataset]:
@@ -87,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=6000)
     ap.add_argument("--meta-batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--train-shots", type=int, default=SHOTS,
+                    help="support shots per class in training episodes; MANN with 10 and "
+                    "--train-queries 1 trains on Santoro's 5 x 10 sequences (loss at every step)")
+    ap.add_argument("--instance-episodes", type=int, default=1000,
+                    help="MANN: Santoro's per-instance protocol on the meta-test classes")
+    ap.add_argument("--minutes", type=float, default=None, help="stop training after this wall time")
+    ap.add_argument("--eval-only", action="store_true", help="score the saved learner's best state")
     ap.add_argument("--train-queries", type=int, default=5,
                     help="queries per class in training episodes (MANN reads them one step each)")
     ap.add_argument("--every", type=int, default=250, help="meta-validate every N iterations")
@@ -101,28 +127,37 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (train, val, test), info, image_test = feature_splits(args)
-    name = args.learner + ("_ks" if args.key_strength else "")
+    name = args.learner + ("_ks" if args.key_strength else "") + (
+        f"_s{args.train_shots}" if args.train_shots != SHOTS else "")
     state_path, log_path = args.out / f"{name}.pt", args.out / f"{name}_curve.jsonl"
     learner = build(args.learner, feature_dim(train), args.key_strength)
     opt = torch.optim.Adam(learner.parameters(), args.lr)
     first, cpu_before, best = 0, 0.0, (-1.0, None)
-    if args.resume:
+    if args.resume or args.eval_only:
         blob = torch.load(state_path, weights_only=False)
         learner.load_state_dict(blob["learner"])
         opt.load_state_dict(blob["optimizer"])
         first, cpu_before, best = blob["iteration"], blob["cpu_s"], (blob["best_acc"], blob["best_state"])
-    sampler = FewShotSampler(train, WAYS, SHOTS, args.train_queries)
+    if args.eval_only:
+        args.iterations = first
+    sampler = FewShotSampler(train, WAYS, args.train_shots, args.train_queries)
     val_set = EpisodeSet.generate(FewShotSampler(val, WAYS, SHOTS, args.train_queries), 200, seed=1)
     g = torch.Generator().manual_seed(args.seed + first)
-    cpu0, curve = time.process_time() - cpu_before, open(log_path, "a" if args.resume else "w")
+    cpu0 = time.process_time() - cpu_before
+    curve = open(log_path, "a" if args.resume or args.eval_only else "w")
+    wall0, done = time.time(), first
     for it in range(first + 1, args.iterations + 1):
+        out_of_time = args.minutes is not None and time.time() - wall0 > 60 * args.minutes
+        if out_of_time and best[1] is not None:
+            break
+        done = it
         learner.train()
         loss = learner.meta_loss(sampler.sample_batch(args.meta_batch, g))
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(learner.parameters(), 10.0)
         opt.step()
-        if it % args.every == 0 or it == args.iterations:
+        if it % args.every == 0 or it == args.iterations or out_of_time:
             learner.eval()
             acc = evaluate(learner, val_set).mean
             if acc > best[0]:
@@ -143,16 +178,23 @@ def main(argv: list[str] | None = None) -> int:
         FewShotSampler(test, WAYS, SHOTS, QUERIES))
     cpu = time.process_time()
     result = evaluate(learner, episodes)
+    test_cpu = time.process_time() - cpu
+    instances = None
+    if args.learner == "mann":
+        instances = instance_accuracy(learner, test, args.instance_episodes)
+        log("per-instance accuracy (%): " + ", ".join(
+            f"{n}: {v['mean']:.1f} ± {v['ci95']:.1f}" for n, v in instances.items()))
     record = {
         "learner": name, "protocol": "frozen ProtoNet Conv-4 embedding, standardised; 5-way 1-shot",
-        "iterations": args.iterations, "meta_batch": args.meta_batch, "lr": args.lr,
-        "train_queries": args.train_queries,
-        "best_val_accuracy": best[0], "train_cpu_s": train_cpu, "test_cpu_s": time.process_time() - cpu,
-        "result": result.to_dict(), "encoder": info,
+        "iterations": done, "meta_batch": args.meta_batch, "lr": args.lr,
+        "train_shots": args.train_shots, "train_queries": args.train_queries,
+        "best_val_accuracy": best[0], "train_cpu_s": train_cpu, "test_cpu_s": test_cpu,
+        "result": result.to_dict(), "encoder": info, "instance_accuracy": instances,
+        "instance_episodes": args.instance_episodes if instances else None,
         "command": "python benchmarks/repro_frozen.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    atomic_write_json(args.out / f"{name}.json", record)
+    atomic_write_json(args.out / (f"{name}_eval.json" if args.eval_only else f"{name}.json"), record)
     print(f"{name} on the frozen embedding: {result.summary()} (train {train_cpu:.0f} CPU s)")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from metaloop.metrics import mean_ci95
 from metaloop.modelbased.episode_sequence import shuffle_support
 from metaloop.tasks.episode import EpisodeBatch
 
@@ -30,6 +31,23 @@ def accuracy_by_instance(logits: Tensor, labels: Tensor, instances=(1, 2, 3, 4, 
         mask = index == n
         if mask.any():
             out[n] = correct[mask].float().mean().item()
+    return out
+
+
+def accuracy_by_instance_ci(logits: Tensor, labels: Tensor, instances=(1, 2, 3, 4, 5, 10)
+                            ) -> dict[int, tuple[float, float]]:
+    """Like :func:`accuracy_by_instance` but per episode first, then mean ± 95 % CI (in %) over
+    episodes, so the table can carry an interval like every other row. Episodes in which a
+    presentation index never occurs are left out of that index's mean."""
+    correct = (logits.argmax(-1) == labels).double()
+    index = presentation_index(labels)
+    out = {}
+    for n in instances:
+        mask = (index == n).double()
+        present = mask.sum(1) > 0
+        if present.any():
+            per_episode = 100 * (correct * mask).sum(1)[present] / mask.sum(1)[present]
+            out[n] = mean_ci95(per_episode)
     return out
 
 

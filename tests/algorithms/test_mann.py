@@ -1,8 +1,13 @@
 """MANN (Santoro et al. 2016): the label arrives one step late, per-instance accuracy bookkeeping."""
 
+import pytest
 import torch
 
-from metaloop.modelbased.instance_protocol import accuracy_by_instance, presentation_index
+from metaloop.modelbased.instance_protocol import (
+    accuracy_by_instance,
+    accuracy_by_instance_ci,
+    presentation_index,
+)
 from tests.modelbased.tiny import episode, make
 
 
@@ -47,3 +52,18 @@ def test_presentation_index_and_accuracy_by_instance_by_hand():
     logits[0, torch.arange(5), torch.tensor([1, 0, 2, 0, 0])] = 1.0  # right at t=1,2,4
     acc = accuracy_by_instance(logits, labels, instances=(1, 2, 3, 10))
     assert acc == {1: 0.5, 2: 1.0, 3: 0.0}
+
+
+def test_accuracy_by_instance_ci_averages_episodes_and_skips_missing_indices():
+    labels = torch.tensor([[0, 1, 0, 1], [0, 0, 0, 1]])
+    # predictions: episode 0 right at positions 0, 2; episode 1 right at position 1 only
+    predicted = torch.tensor([[0, 0, 0, 0], [1, 0, 1, 0]])
+    logits = torch.nn.functional.one_hot(predicted, 2).float()
+    acc = accuracy_by_instance_ci(logits, labels, instances=(1, 2, 3, 4))
+    # index 1: ep0 positions 0,1 -> 1/2; ep1 positions 0,3 -> 0/2 -> mean 25 %
+    assert acc[1][0] == pytest.approx(25.0)
+    # index 2: ep0 positions 2,3 -> 1/2 = 50 %; ep1 position 1 -> 100 % -> mean 75 %
+    assert acc[2][0] == pytest.approx(75.0)
+    # index 3 occurs only in episode 1 (position 2, wrong) -> 0 %, one episode -> CI 0
+    assert acc[3] == (0.0, 0.0)
+    assert 4 not in acc
