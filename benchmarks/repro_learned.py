@@ -52,7 +52,7 @@ EVAL_SHOTS = (5, 10, 20)
 
 #: The learned-optimizer experiment (not a meta-training run of an Algorithm, so not a preset).
 L2O = {
-    "rule": {"hidden": 20, "layers": 2, "output_scale": 0.1},
+    "rule": {"hidden": 20, "layers": 2, "output_scale": 0.1, "gradient_gate": True},
     "problem": {"points": 50, "test_points": 100, "hidden": [20, 20], "activation": "relu"},
     "train": {"iterations": 250, "horizon": 100, "truncation": 20, "meta_lr": 0.003, "seed": 0},
     "eval": {
@@ -203,12 +203,16 @@ def cmd_l2o(args) -> None:
     preset = L2O
     pc, tr, ev = preset["problem"], preset["train"], preset["eval"]
     torch.manual_seed(tr["seed"])
+    if args.eval_only and not args.resume:
+        raise SystemExit("--eval-only scores a saved rule: give it with --resume")
     rule = load_rule(args.resume) if args.resume else LSTMRule(**preset["rule"])
+    if args.gradient_gate is not None:  # override the preset / the loaded rule's own setting
+        rule.gradient_gate = args.gradient_gate
     model = make_mlp(pc["hidden"], pc["activation"])
     sampler = RegressionSampler(SinusoidFamily(), pc["points"], pc["test_points"])
-    iterations = args.iterations or tr["iterations"]
+    iterations = 0 if args.eval_only else args.iterations or tr["iterations"]
     start = time.process_time()
-    curve = l2o.meta_train_optimizer(
+    curve = [] if args.eval_only else l2o.meta_train_optimizer(
         rule, lambda g: l2o.problem_from_episode(model, sampler.sample(g), g, F.mse_loss),
         iterations=iterations, generator=generator_for(tr["seed"], 0x121, int(bool(args.resume))),
         horizon=tr["horizon"],
@@ -218,9 +222,13 @@ def cmd_l2o(args) -> None:
         else None)
     train_cpu = time.process_time() - start
     OUT.mkdir(parents=True, exist_ok=True)
-    save_rule(rule, OUT / f"l2o{args.tag}_rule.pt")
+    if not args.eval_only:
+        save_rule(rule, OUT / f"l2o{args.tag}_rule.pt")
     rows, curves = [], {}
+    chosen = [int(i) for i in args.settings.split(",")] if args.settings else None
     for i, st in enumerate(ev["settings"]):
+        if chosen is not None and i not in chosen:
+            continue
         tune = problems(pc, st["hidden"], st["activation"], ev["tune_problems"], seed=1000 + i)
         test = problems(pc, st["hidden"], st["activation"], ev["problems"], seed=2000 + i)
         row = {"setting": st["name"], "steps": st["steps"]}
@@ -245,10 +253,14 @@ def cmd_l2o(args) -> None:
             curves.setdefault(st["name"], {})[name] = torch.stack(trajs).log10().mean(0).tolist()
         row["lstm_beats_adam"] = float((finals["lstm"] < finals["adam"]).double().mean())
         row["lstm_beats_sgd"] = float((finals["lstm"] < finals["sgd"]).double().mean())
+        # failures: problems where the learned optimizer ends 10x above tuned Adam on that problem
+        row["lstm_fails_10x_adam"] = int((~(finals["lstm"] <= 10 * finals["adam"])).sum())
+        row["lstm_max"] = float(finals["lstm"].max())
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = {"iterations": iterations, "resumed_from": args.resume, "train_cpu_s": train_cpu,
               "objective": args.objective, "cosine_decay": args.cosine,
+              "gradient_gate": rule.gradient_gate, "eval_only": args.eval_only,
               "meta_lr": args.meta_lr or tr["meta_lr"],
               "meta_curve": curve, "rows": rows, "curves": curves}
     atomic_write_text((OUT / f"l2o{args.tag}.json"), json.dumps(result))
@@ -356,6 +368,13 @@ def main() -> None:
                    help="meta-objective along the trajectory (paper: loss)")
     o.add_argument("--cosine", action="store_true", help="cosine-anneal the meta learning rate")
     o.add_argument("--meta-lr", type=float, help="override the meta learning rate (3e-3)")
+    o.add_argument("--gradient-gate", action=argparse.BooleanOptionalAction, default=None,
+                   help="zero the update where the gradient is zero (default: on for a new rule, "
+                   "the saved setting for --resume; --no-gradient-gate is the paper's rule)")
+    o.add_argument("--eval-only", action="store_true",
+                   help="score the rule given with --resume without meta-training it")
+    o.add_argument("--settings", help="comma-separated indices of the eval settings to run "
+                   "(default: all five)")
     o.set_defaults(fn=cmd_l2o)
     p = sub.add_parser("plot")
     p.add_argument("--docs", default="docs/img")

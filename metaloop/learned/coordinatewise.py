@@ -6,10 +6,16 @@ update, ``theta_{t+1} = theta_t + g_t`` (Eq. 1). The same small network is share
 (Sec. 2.1, Fig. 3), so one rule applies to any model size. :class:`LSTMRule` is the paper's
 two-layer LSTM with 20 hidden units reading preprocessed gradients (App. A); :class:`SGDRule` is the
 fixed rule ``g_t = -lr * grad`` that the same machinery must reduce to plain SGD.
+
+A stationary point of the loss should be a fixed point of the optimizer. An unconstrained LSTM
+does not have that property: its output for a zero gradient is a learned constant, so a coordinate
+that gets no gradient (a dead ReLU unit's weights) keeps moving by the same amount every step.
+:func:`gradient_gate` restores it, coordinate by coordinate (``LSTMRule(gradient_gate=True)``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,15 +46,28 @@ class SGDRule(UpdateRule):
         return -self.lr * grad, state
 
 
+def gradient_gate(grad: Tensor, p: float = 10.0) -> Tensor:
+    """``min(1, |g| e^p)`` per coordinate: 0 at ``g = 0``, linear below ``|g| = e^-p``, 1 above.
+
+    ``e^-p`` is the threshold of App. A's preprocessing, below which a gradient is read on a linear
+    scale; above it the gate is exactly 1 and the rule's update is untouched. Multiplying the update
+    by it makes every stationary point a fixed point (``g = 0 => update = 0``) and the update
+    continuous in ``g`` at 0.
+    """
+    return (grad.abs() * math.exp(p)).clamp(max=1.0)
+
+
 class LSTMRule(UpdateRule):
     """Andrychowicz et al. Sec. 3: 2-layer coordinate-wise LSTM, 20 units, output scaled by 0.1.
 
     Inputs are the (log-magnitude, sign) features of App. A; the hidden state is per coordinate
-    (``[n, hidden]``), so the rule is invariant to the order of parameters.
+    (``[n, hidden]``), so the rule is invariant to the order of parameters. ``gradient_gate``
+    multiplies the output by :func:`gradient_gate` of the current gradient, so a coordinate with
+    zero gradient is not moved (the LSTM state is still updated); ``False`` is the paper's rule.
     """
 
     def __init__(self, hidden: int = 20, layers: int = 2, output_scale: float = 0.1,
-                 preprocess_p: float = 10.0) -> None:
+                 preprocess_p: float = 10.0, gradient_gate: bool = True) -> None:
         super().__init__()
         self.cells = nn.ModuleList(
             nn.LSTMCell(2 if i == 0 else hidden, hidden) for i in range(layers)
@@ -57,6 +76,7 @@ class LSTMRule(UpdateRule):
         self.hidden = hidden
         self.output_scale = output_scale
         self.preprocess_p = preprocess_p
+        self.gradient_gate = gradient_gate
 
     def init_state(self, n: int, like: Tensor) -> list[tuple[Tensor, Tensor]]:
         zeros = like.new_zeros(n, self.hidden)
@@ -69,7 +89,10 @@ class LSTMRule(UpdateRule):
             h, c = cell(x, (h, c))
             new_state.append((h, c))
             x = h
-        return self.output_scale * self.out(x).squeeze(-1), new_state
+        update = self.output_scale * self.out(x).squeeze(-1)
+        if self.gradient_gate:
+            update = update * gradient_gate(grad, self.preprocess_p).to(update.dtype)
+        return update, new_state
 
 
 def detach_state(state: Any) -> Any:
@@ -117,16 +140,21 @@ def unroll(
 def save_rule(rule: LSTMRule, path) -> None:
     """Write a trained :class:`LSTMRule` (its config and weights) to ``path``."""
     config = {"hidden": rule.hidden, "layers": len(rule.cells),
-              "output_scale": rule.output_scale, "preprocess_p": rule.preprocess_p}
+              "output_scale": rule.output_scale, "preprocess_p": rule.preprocess_p,
+              "gradient_gate": rule.gradient_gate}
     torch.save({"format": "metaloop.lstm_rule.v1", "config": config,
                 "state_dict": rule.state_dict()}, path)
 
 
 def load_rule(path) -> LSTMRule:
-    """Read a rule written by :func:`save_rule` (``weights_only``: no code is unpickled)."""
+    """Read a rule written by :func:`save_rule` (``weights_only``: no code is unpickled).
+
+    Files written before the gate existed have no ``gradient_gate`` entry and load ungated, as they
+    were trained.
+    """
     blob = torch.load(path, weights_only=True)
     if not isinstance(blob, dict) or blob.get("format") != "metaloop.lstm_rule.v1":
         raise ValueError(f"{path} is not a saved LSTM optimizer (expected save_rule's format)")
-    rule = LSTMRule(**blob["config"])
+    rule = LSTMRule(**{"gradient_gate": False, **blob["config"]})
     rule.load_state_dict(blob["state_dict"])
     return rule

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,6 +8,7 @@ from torch import nn
 from metaloop.learned.coordinatewise import (
     LSTMRule,
     SGDRule,
+    gradient_gate,
     load_rule,
     save_rule,
     unroll,
@@ -123,7 +126,78 @@ def test_save_load_roundtrip(tmp_path):
     u1, _ = rule(g, rule.init_state(11, g))
     u2, _ = back(g, back.init_state(11, g))
     torch.testing.assert_close(u1, u2, rtol=0, atol=0)
-    assert back.hidden == 7 and back.output_scale == 0.05
+    assert back.hidden == 7 and back.output_scale == 0.05 and back.gradient_gate
+    ungated = LSTMRule(hidden=7, gradient_gate=False)
+    save_rule(ungated, tmp_path / "ungated.pt")
+    assert not load_rule(tmp_path / "ungated.pt").gradient_gate
+    blob = torch.load(tmp_path / "rule.pt", weights_only=True)  # a file from before the gate
+    del blob["config"]["gradient_gate"]
+    torch.save(blob, tmp_path / "old.pt")
+    assert not load_rule(tmp_path / "old.pt").gradient_gate
     torch.save({"x": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a saved LSTM optimizer"):
         load_rule(tmp_path / "other.pt")
+
+
+def test_gradient_gate_by_hand():
+    p = 10.0
+    t = math.exp(-p)
+    g = torch.tensor([0.0, t / 2, -t / 4, t, -2 * t, 1e-3, -5.0], dtype=torch.float64)
+    torch.testing.assert_close(gradient_gate(g, p),
+                               torch.tensor([0, 0.5, 0.25, 1, 1, 1, 1], dtype=torch.float64))
+    assert gradient_gate(torch.tensor([0.5]), 2.0).item() == pytest.approx(min(1, 0.5 * math.e**2))
+
+
+def drifting_rule(gate: bool) -> LSTMRule:
+    """An LSTM rule whose ungated output for a zero gradient is far from zero (output bias 1)."""
+    torch.manual_seed(3)
+    rule = LSTMRule(hidden=5, gradient_gate=gate).double()
+    with torch.no_grad():
+        rule.out.bias.fill_(1.0)
+    return rule
+
+
+def test_gate_zeroes_only_zero_gradient_coordinates_and_keeps_the_state():
+    gated, ungated = drifting_rule(True), drifting_rule(False)
+    g = torch.tensor([0.0, 0.3, 0.0, -2.0, 1e-3], dtype=torch.float64)
+    sg, su = gated.init_state(5, g), ungated.init_state(5, g)
+    for _ in range(4):
+        ug, sg = gated(g, sg)
+        uu, su = ungated(g, su)
+        assert uu[0].abs() > 0.01  # without the gate a zero gradient still moves the coordinate
+        assert ug[0] == 0 and ug[2] == 0
+        torch.testing.assert_close(ug[[1, 3, 4]], uu[[1, 3, 4]], rtol=0, atol=0)
+        for (hg, cg), (hu, cu) in zip(sg, su, strict=True):
+            torch.testing.assert_close(hg, hu, rtol=0, atol=0)
+            torch.testing.assert_close(cg, cu, rtol=0, atol=0)
+
+
+def test_stationary_point_is_a_fixed_point_only_with_the_gate():
+    theta0 = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    loss_fn = lambda th: (th - theta0).pow(2).sum()  # noqa: E731  minimum at theta0, gradient 0
+    for gate, moves in ((True, False), (False, True)):
+        rule = drifting_rule(gate)
+        theta, _, _ = unroll(rule, loss_fn, theta0, rule.init_state(6, theta0), 10,
+                             differentiable=False)
+        assert bool((theta - theta0).abs().max() > 0.1) is moves
+
+
+def test_gate_freezes_a_dead_relu_unit():
+    """The failure it fixes: a dead unit's weights get no gradient; ungated, they drift."""
+    net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0], [0.5]]))
+        net[0].bias.copy_(torch.tensor([0.0, -100.0]))  # unit 1 is off for every x in [-2, 2]
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64).unsqueeze(-1)
+    loss_fn = functional_loss(net, F.mse_loss, x, torch.sin(x))
+    spec, theta0 = ParamSpec.of(net), flat_parameters(net)
+    for gate in (True, False):
+        rule = drifting_rule(gate)
+        theta, _, _ = unroll(rule, loss_fn, theta0, rule.init_state(theta0.numel(), theta0), 5,
+                             differentiable=False)
+        d = {n: v - w for (n, v), w in zip(spec.unflatten(theta).items(),
+                                           spec.unflatten(theta0).values(), strict=True)}
+        dead = torch.stack([d["0.weight"][1, 0], d["0.bias"][1], d["2.weight"][0, 1]])
+        live = torch.stack([d["0.weight"][0, 0], d["0.bias"][0], d["2.weight"][0, 0]])
+        assert bool(dead.abs().max() == 0) is gate
+        assert bool(live.abs().min() > 0)
