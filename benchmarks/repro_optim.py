@@ -29,6 +29,7 @@ import torch
 from metaloop.config import build, load_config
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
+from metaloop.engine.transfer import load_matching
 from metaloop.evaluate import evaluate
 from metaloop.io import atomic_torch_save
 
@@ -48,6 +49,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="config overrides (repeatable, as in metaloop train)")
     ap.add_argument("--out", default="runs/repro_optim")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="wall-time bound: stop (checkpoint + test) at the next 50-iteration boundary")
+    ap.add_argument("--init-from", default=None,
+                    help="warm start from another preset's checkpoint: every tensor whose name and shape "
+                    "match (e.g. 5-way weights for a 20-way preset; the wider head starts fresh)")
     ap.add_argument(
         "--eval-only",
         action="store_true",
@@ -74,6 +80,13 @@ def main(argv: list[str] | None = None) -> None:
         if scheduler is not None and "scheduler" in state:
             scheduler.load_state_dict(state["scheduler"])
         done, cpu_used = state["iterations"], state["cpu_seconds"]
+    init = None
+    if args.init_from and done == 0:
+        saved = torch.load(args.init_from)
+        report = load_matching(algo, saved.get("algorithm", saved))
+        init = {"init_from": args.init_from, "init_iterations": saved.get("iterations"),
+                "init_cpu_s": saved.get("cpu_seconds"), "fresh": report.shape_mismatch}
+        print(f"init from {args.init_from}: {report.summary()}", flush=True)
     episodes = build.meta_test_episodes(config, sources, args.eval_episodes)
     steps_list = eval_steps(config, algo)
     total = args.iterations or tr.iterations
@@ -91,8 +104,13 @@ def main(argv: list[str] | None = None) -> None:
                 )
         print(json.dumps(row), flush=True)
         return
+    wall0 = time.time()
     while done < total:
-        chunk = min(args.eval_every, total - done)
+        # chunks end on multiples of --eval-every (same seeds as an unbounded run); a wall bound
+        # cuts them into 50-iteration pieces so the run stops near it
+        chunk = min(args.eval_every - done % args.eval_every, total - done)
+        if args.minutes is not None:
+            chunk = min(chunk, 50)
         cpu0 = time.process_time()
         meta_train(
             algo,
@@ -106,12 +124,17 @@ def main(argv: list[str] | None = None) -> None:
         )
         cpu_used += time.process_time() - cpu0
         done += chunk
+        out_of_time = args.minutes is not None and time.time() - wall0 > 60 * args.minutes
+        if done % args.eval_every and done < total and not out_of_time:
+            continue
         state = {"algorithm": algo.state_dict(), "optimizer": optimizer.state_dict(), "iterations": done,
                  "cpu_seconds": cpu_used}
         if scheduler is not None:
             state["scheduler"] = scheduler.state_dict()
         atomic_torch_save(ckpt, state)
         row = {"preset": name, "iterations": done, "train_cpu_s": round(cpu_used, 1)}
+        if init is not None:
+            row.update(init)
         for steps in steps_list:
             res = evaluate(algo, episodes, steps=steps)
             row[f"{res.metric}@{steps}"] = [round(res.mean, 4), round(res.ci95, 4)]
@@ -119,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         with log.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
+        if out_of_time:
+            break
 
 
 if __name__ == "__main__":
