@@ -4,7 +4,9 @@
     PYTHONPATH=. python benchmarks/repro_learned.py l2o    # learned optimizer vs tuned SGD / Adam
     PYTHONPATH=. python benchmarks/repro_learned.py plot   # uncertainty bands (after the sinusoid runs)
 
-Sinusoid presets: icl_sinusoid, cnp_sinusoid, np_sinusoid, ravi_sinusoid, icl_maml_baseline.
+Sinusoid presets: icl_sinusoid, icl_sinusoid_binned, cnp_sinusoid, np_sinusoid, ravi_sinusoid,
+icl_maml_baseline. The binned ICL's bin edges are quantiles of PRIOR_SAMPLES sinusoid targets (a
+seed of their own), set before training; its NLL and coverage come from the binned density itself.
 
 Every sinusoid preset is scored on the same fixed episodes (seeded EpisodeSets, K = 5/10/20, 100
 queries, 600 episodes) with mean ± 95 % CI; results go to ``runs/learned/<preset>.json`` and the
@@ -36,6 +38,7 @@ from metaloop.engine.loop import meta_train
 from metaloop.evaluate import evaluate
 from metaloop.io import atomic_torch_save, atomic_write_text
 from metaloop.learned import l2o
+from metaloop.learned.bar_distribution import quantile_bin_edges
 from metaloop.learned.coordinatewise import LSTMRule, load_rule, save_rule
 from metaloop.learned.uncertainty import DEFAULT_LEVELS, coverage
 from metaloop.nets import MLP
@@ -47,8 +50,11 @@ OUT = Path("runs/learned")
 
 
 #: What the run-config schema has no field for: the training K range and the K values scored.
-TRAIN_SHOTS = {"icl_sinusoid": (3, 20), "cnp_sinusoid": (3, 20), "np_sinusoid": (3, 20)}
+TRAIN_SHOTS = {"icl_sinusoid": (3, 20), "icl_sinusoid_binned": (3, 20), "cnp_sinusoid": (3, 20),
+               "np_sinusoid": (3, 20)}
 EVAL_SHOTS = (5, 10, 20)
+#: Prior sample for the binned head's edges: tasks x points per task, and its seed.
+PRIOR_SAMPLES = {"tasks": 2000, "points": 50, "seed": 0xB145}
 
 #: The learned-optimizer experiment (not a meta-training run of an Algorithm, so not a preset).
 L2O = {
@@ -109,6 +115,16 @@ def build(preset: dict) -> nn.Module:
     return cls(**kwargs)
 
 
+def set_prior_bin_edges(alg) -> str:
+    """PFN: the bins are quantiles of targets drawn from the task prior (here the sinusoid family)."""
+    n, points = PRIOR_SAMPLES["tasks"], PRIOR_SAMPLES["points"]
+    prior = RegressionSampler(SinusoidFamily(), points // 2, points - points // 2).sample_batch(
+        n, torch.Generator().manual_seed(PRIOR_SAMPLES["seed"]))
+    alg.model.set_bin_edges(quantile_bin_edges(torch.cat([prior.support_y, prior.query_y], 1),
+                                               alg.model.bins))
+    return f"quantiles of {n * points} prior targets ({n} sinusoid tasks x {points} points)"
+
+
 def eval_sets(preset: dict) -> dict[int, EpisodeSet]:
     ev = preset["eval"]
     return {k: EpisodeSet.generate(RegressionSampler(SinusoidFamily(), k, ev["queries"]),
@@ -122,7 +138,8 @@ def score(alg, episodes: EpisodeSet) -> dict:
     if "nll" in res.extra:
         row["nll"] = list(res.extra["nll"])
     alg.eval()
-    cpu, cov = [], []
+    binned = getattr(alg, "output", None) == "binned"
+    cpu, cov, moment_nll = [], [], []
     for ep in episodes:
         start = time.process_time()
         with torch.enable_grad():
@@ -130,11 +147,18 @@ def score(alg, episodes: EpisodeSet) -> dict:
         with torch.no_grad():
             alg.predict(adapted, ep.query_x)
         cpu.append(1000 * (time.process_time() - start))
-        if hasattr(alg, "predict_distribution"):
+        if binned:  # intervals from the histogram's own quantiles; and its moment-matched Gaussian
+            with torch.no_grad():
+                dist = alg.predictive(adapted, ep.query_x)
+                cov.append(dist.coverage(ep.query_y))
+                moment_nll.append(metrics.gaussian_nll(dist.mean, dist.variance, ep.query_y))
+        elif hasattr(alg, "predict_distribution"):
             with torch.no_grad():
                 mean, var = alg.predict_distribution(adapted, ep.query_x)
             cov.append(coverage(mean, var, ep.query_y))
     row["cpu_ms"] = list(metrics.mean_ci95(cpu))
+    if moment_nll:
+        row["nll_moment_gaussian"] = list(metrics.mean_ci95(moment_nll))
     if cov:  # pooled over all query points of all episodes (same query count per episode)
         pooled = torch.stack(cov).mean(0)
         row["coverage"] = dict(zip(map(str, DEFAULT_LEVELS), pooled.tolist(), strict=True))
@@ -156,6 +180,8 @@ def cmd_sinusoid(args) -> None:
         if meta.is_file():
             info.update(json.loads(meta.read_text()))
     else:
+        if getattr(alg, "output", None) == "binned":
+            info["bin_edges"] = set_prior_bin_edges(alg)
         val = EpisodeSet.generate(RegressionSampler(SinusoidFamily(), 10, 100), 100, seed=99)
         start = time.process_time()
         best = [math.inf]
@@ -316,9 +342,11 @@ def cmd_plot(args) -> None:
 
 def cmd_table(args) -> None:
     """Markdown tables from the JSON results under runs/learned/."""
-    names = {"icl_sinusoid": "in-context transformer", "cnp_sinusoid": "CNP", "np_sinusoid": "NP",
+    names = {"icl_sinusoid": "in-context transformer",
+             "icl_sinusoid_binned": "in-context transformer, binned (100 bins)",
+             "cnp_sinusoid": "CNP", "np_sinusoid": "NP",
              "icl_maml_baseline": "MAML (10 steps)", "ravi_sinusoid": "Ravi & Larochelle (5 steps)"}
-    print("| learner | K | MSE ± 95% CI | Gaussian NLL ± CI | coverage 50/80/90/95 % | "
+    print("| learner | K | MSE ± 95% CI | NLL ± CI (nats) | coverage 50/80/90/95 % | "
           "CPU ms / episode | train iters (CPU s) |")
     print("|---|---|---|---|---|---|---|")
     for key, label in names.items():

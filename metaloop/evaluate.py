@@ -57,7 +57,8 @@ def evaluate(
     """Adapt on each episode's support set and score its query set.
 
     Classification reports accuracy (primary), NLL and ECE (pooled over all query predictions);
-    regression reports MSE, plus Gaussian NLL for learners with ``predict_distribution``.
+    regression reports MSE, plus Gaussian NLL for learners with ``predict_distribution`` (the
+    binned density's NLL for ``output == "binned"``, e.g. ``incontext`` with ``output="binned"``).
     ``steps`` overrides the number of adaptation steps of gradient-based learners (``0`` scores the
     meta-learned initialisation before adaptation). ``progress`` is an optional callable ``(done)``.
     """
@@ -87,7 +88,10 @@ def evaluate(
                     all_targets.append(episode.query_y.cpu())
                 else:
                     values.append(metrics.mse(prediction, episode.query_y))
-                    if hasattr(algorithm, "predict_distribution"):
+                    if getattr(algorithm, "output", None) == "binned":  # histogram: its own density
+                        dist = algorithm.predictive(adapted, episode.query_x)
+                        nlls.append(float(dist.nll(episode.query_y.to(dist.logits.dtype))))
+                    elif hasattr(algorithm, "predict_distribution"):
                         mean, var = algorithm.predict_distribution(adapted, episode.query_x)
                         nlls.append(metrics.gaussian_nll(mean, var, episode.query_y))
             if progress is not None:

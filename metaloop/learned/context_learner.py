@@ -4,8 +4,11 @@
 the network on support and queries together. Probabilistic regressors keep ``predict`` returning the
 point prediction (the predictive mean, ``[n, y_dim]``) so MSE-based evaluation works unchanged, and
 add ``predict_distribution(adapted, query_x) -> (mean, variance)`` for NLL and calibration (``output
-= "gaussian"`` marks them). ``meta_loss`` runs a whole :class:`EpisodeBatch` in one batched forward
-pass; the per-episode default of the base class gives the same value.
+= "gaussian"`` marks them). ``output = "binned"`` marks learners whose predictive is a histogram
+(:class:`~metaloop.learned.bar_distribution.BarDistribution`, from ``predictive(adapted, query_x)``):
+they are scored by its own density, ``predict_distribution`` giving its mean and variance.
+``meta_loss`` runs a whole :class:`EpisodeBatch` in one batched forward pass; the per-episode
+default of the base class gives the same value.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from metaloop.tasks.episode import Episode, EpisodeBatch
 class ContextLearner(Algorithm):
     """Subclasses implement ``batch_distribution`` and ``batch_loss`` on ``[tasks, n, ...]``."""
 
-    output: Literal["gaussian", "logits"] = "gaussian"
+    output: Literal["gaussian", "binned", "logits"] = "gaussian"
 
     def adapt(self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None):
         check_no_steps(type(self).__name__, steps)

@@ -12,16 +12,23 @@ Two structural choices make it a set learner (PFN Sec. 4.2, Fig. 2):
   predicted independently: adding or removing queries changes nothing.
 
 A support token embeds ``(x, y)``; a query token embeds ``x`` plus a learned "label unknown" vector.
-For regression the head outputs a Gaussian (mean, variance); for classification, logits over the
-``ways`` labels, which are fed one-hot so the model must read the label-to-class binding from the
-support set of each episode.
+For regression the head outputs a Gaussian (mean, variance) or, with ``output="binned"``, logits over
+``bins`` fixed bins of y (PFN's Riemann distribution, :mod:`metaloop.learned.bar_distribution`);
+for classification, logits over the ``ways`` labels, which are fed one-hot so the model must read
+the label-to-class binding from the support set of each episode.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from metaloop.learned.bar_distribution import check_bin_edges
+
+OUTPUTS = ("gaussian", "binned", "classification")
 
 
 def attention_mask(n_support: int, n_query: int, device: torch.device | None = None) -> Tensor:
@@ -62,6 +69,9 @@ class InContextTransformer(nn.Module):
     """``forward(support_x, support_y, query_x)`` on ``[tasks, n, ...]`` tensors.
 
     ``output="gaussian"`` returns ``(mean, variance)`` each ``[tasks, q, y_dim]``;
+    ``output="binned"`` returns logits ``[tasks, q, 1, bins]`` over the edges in the ``bin_edges``
+    buffer (``y_dim = 1``; the extra axis makes the distribution's shape that of the targets; the
+    edges are saved with the weights, set them with :meth:`set_bin_edges`);
     ``output="classification"`` returns logits ``[tasks, q, ways]``. ``x_encoder`` maps a flat batch
     of inputs ``[N, *x_shape]`` to ``[N, d_model]`` (default: a 2-layer MLP on ``x_dim`` features;
     pass e.g. ``Conv4(1, out_features=d_model, norm="group")`` for pixels, or the string ``"conv4"``
@@ -74,7 +84,8 @@ class InContextTransformer(nn.Module):
 
     def __init__(self, x_dim: int = 1, y_dim: int = 1, *, output: str = "gaussian", ways: int = 5,
                  d_model: int = 64, heads: int = 4, layers: int = 4, ff: int = 128,
-                 x_encoder: nn.Module | str | None = None, min_std: float = 1e-3) -> None:
+                 x_encoder: nn.Module | str | None = None, min_std: float = 1e-3,
+                 bins: int = 100) -> None:
         super().__init__()
         if x_encoder == "conv4":
             from metaloop.nets import Conv4
@@ -82,9 +93,16 @@ class InContextTransformer(nn.Module):
             x_encoder = Conv4(x_dim, out_features=d_model, norm="group")
         elif isinstance(x_encoder, str):
             raise ValueError(f"x_encoder must be a module, None or 'conv4', got {x_encoder!r}")
-        if output not in ("gaussian", "classification"):
-            raise ValueError(f"output must be 'gaussian' or 'classification', got {output!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if output == "binned" and bins < 2:
+            raise ValueError(f"bins must be >= 2 for output='binned' (the outer two carry the "
+                             f"tails), got {bins}; PFNs use ~100 to 1000")
+        if output == "binned" and y_dim != 1:
+            raise ValueError(f"output='binned' predicts one target (y_dim=1) over one set of bin "
+                             f"edges, got y_dim={y_dim}; use output='gaussian' for vector targets")
         self.output = output
+        self.bins = bins
         self.ways = ways
         self.min_std = min_std
         self.x_encoder = x_encoder or nn.Sequential(
@@ -95,7 +113,24 @@ class InContextTransformer(nn.Module):
         self.unknown = nn.Parameter(torch.zeros(d_model))
         self.blocks = nn.ModuleList(Block(d_model, heads, ff) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, ways if output == "classification" else 2 * y_dim)
+        out = {"classification": ways, "gaussian": 2 * y_dim, "binned": bins}[output]
+        self.head = nn.Linear(d_model, out)
+        if output == "binned":  # NaN until set from prior samples (see set_bin_edges)
+            self.register_buffer("bin_edges", torch.full((bins + 1,), math.nan))
+
+    @property
+    def has_bin_edges(self) -> bool:
+        return self.output == "binned" and bool(torch.isfinite(self.bin_edges).all())
+
+    def set_bin_edges(self, edges: Tensor) -> None:
+        """Fix the bins, e.g. to ``quantile_bin_edges(prior_y, bins)`` (PFN: quantiles of the prior)."""
+        if self.output != "binned":
+            raise ValueError(f"bin edges are for output='binned'; this model outputs {self.output!r}")
+        edges = check_bin_edges(edges)
+        if edges.numel() != self.bins + 1:
+            raise ValueError(f"{self.bins} bins need {self.bins + 1} edges, got {edges.numel()}; "
+                             f"build them with quantile_bin_edges(y, {self.bins})")
+        self.bin_edges.copy_(edges)
 
     def _embed_x(self, x: Tensor) -> Tensor:
         b, n = x.shape[:2]
@@ -116,6 +151,8 @@ class InContextTransformer(nn.Module):
         out = self.head(self.norm(h[:, s:]))
         if self.output == "classification":
             return out
+        if self.output == "binned":
+            return out.unsqueeze(-2)
         mean, raw = out.chunk(2, dim=-1)
         std = self.min_std + F.softplus(raw)
         return mean, std.pow(2)
