@@ -108,8 +108,10 @@ class MixedShots:
 def build(preset: dict) -> nn.Module:
     name, kwargs = preset["algorithm"], dict(preset.get("model", {}))
     cls = get_algorithm(name)
+    # Every learner's initial weights come from the preset's seed: without it two runs of the same
+    # command differed more than the rows they were compared with (ICL K=5 MSE 0.085 vs 0.024).
+    torch.manual_seed(preset["train"]["seed"])
     if name in ("ravi_larochelle", "maml", "lstm_optimizer"):
-        torch.manual_seed(preset["train"]["seed"])  # the wrapped MLP's initial weights
         kwargs.setdefault("task", "regression")
         return cls(MLP(1, 1, (40, 40)), **kwargs)
     return cls(**kwargs)
