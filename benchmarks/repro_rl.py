@@ -232,6 +232,8 @@ def bandit_train(args: argparse.Namespace) -> None:
     cfg = load_preset(args.preset or f"rl2_bandit_k{args.arms}_n{args.horizon}")
     if args.lr is not None:
         cfg["lr"] = args.lr
+    if args.entropy_coef is not None:
+        cfg["entropy_coef"] = args.entropy_coef
     torch.manual_seed(cfg["seed"])
     family = BernoulliBanditFamily(cfg["arms"])
     policy = RL2Policy(1, cfg["arms"], cfg["hidden"])
@@ -265,7 +267,7 @@ def bandit_train(args: argparse.Namespace) -> None:
     tag = f"rl2_k{cfg['arms']}_n{cfg['horizon']}"
     gen = torch.Generator().manual_seed(cfg["seed"])
     if init:
-        init.update(lr=cfg["lr"], value_warmup=args.value_warmup)
+        init.update(lr=cfg["lr"], entropy_coef=cfg["entropy_coef"], value_warmup=args.value_warmup)
     atomic_write_text(out / f"{tag}_init.json", json.dumps(init))
     log = open(out / f"{tag}_log.jsonl", "w")
     start, cpu0 = time.time(), time.process_time()
@@ -357,6 +359,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--value-warmup", type=int, default=50,
                         help="bandit-train with --init: iterations that fit only the value head")
     parser.add_argument("--lr", type=float, default=None, help="bandit-train: override the preset's lr")
+    parser.add_argument("--entropy-coef", type=float, default=None,
+                        help="bandit-train: override the preset's entropy bonus")
     parser.add_argument("--docs-img", default="docs/img", help="where evaluation plots go")
     args = parser.parse_args(argv)
     if args.command == "nav-train":
