@@ -40,8 +40,10 @@ from metaloop.data.cache import sha256_file  # noqa: E402
 from metaloop.data.features import embed_dataset, feature_dim, same_episodes  # noqa: E402
 from metaloop.evaluate import evaluate  # noqa: E402
 from metaloop.io import atomic_torch_save, atomic_write_json  # noqa: E402
-from metaloop.modelbased.episode_sequence import shuffle_support  # noqa: E402
-from metaloop.modelbased.instance_protocol import accuracy_by_instance_ci  # noqa: E402
+from metaloop.modelbased.instance_protocol import (  # noqa: E402
+    accuracy_by_instance_ci,
+    instance_logits,
+)
 from metaloop.tasks.episode_set import EpisodeSet  # noqa: E402
 from metaloop.tasks.sampler import FewShotSampler  # noqa: E402
 
@@ -56,10 +58,7 @@ def instance_accuracy(mann: MANN, test: ClassDataset, episodes: int, seed: int =
     meta-test classes: the label of step t is shown at step t+1, the prediction is made before."""
     sampler = FewShotSampler(test, WAYS, INSTANCES, 0)
     g = torch.Generator().manual_seed(seed)
-    batch = sampler.sample_batch(episodes, g)
-    x, y = shuffle_support(batch.support_x, batch.support_y, g)
-    mann.eval()
-    logits = mann.read_sequence(x.flatten(2), y).support_logits
+    logits, y = instance_logits(mann, sampler.sample_batch(episodes, g), g)
     return {str(n): {"mean": m, "ci95": c}
             for n, (m, c) in accuracy_by_instance_ci(logits, y, INSTANCE_REPORT).items()}
 

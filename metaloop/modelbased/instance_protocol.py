@@ -52,9 +52,10 @@ def accuracy_by_instance_ci(logits: Tensor, labels: Tensor, instances=(1, 2, 3, 
 
 
 @torch.no_grad()
-def evaluate_instances(mann, batch: EpisodeBatch, generator: torch.Generator,
-                       instances=(1, 2, 3, 4, 5, 10)) -> dict[int, float]:
-    """Run MANN over each episode's support set as one shuffled sequence (query sets unused)."""
+def instance_logits(mann, batch: EpisodeBatch, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Run MANN over each episode's support set as one shuffled sequence (query sets unused):
+    the per-step logits ``[B, T, ways]`` (each made before that step's label is shown) and the
+    labels in the order shown."""
     was_training = mann.training
     mann.eval()
     try:
@@ -63,4 +64,10 @@ def evaluate_instances(mann, batch: EpisodeBatch, generator: torch.Generator,
         logits = mann.read_sequence(features, y).support_logits
     finally:
         mann.train(was_training)
-    return accuracy_by_instance(logits, y, instances)
+    return logits, y
+
+
+def evaluate_instances(mann, batch: EpisodeBatch, generator: torch.Generator,
+                       instances=(1, 2, 3, 4, 5, 10)) -> dict[int, float]:
+    """Santoro's table for ``batch``: accuracy by presentation, pooled over its episodes."""
+    return accuracy_by_instance(*instance_logits(mann, batch, generator), instances)
