@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from metaloop.learned.uncertainty import DEFAULT_LEVELS
+from metaloop.learned.uncertainty import DEFAULT_LEVELS, check_levels
 
 #: ``sqrt(2) * erfinv(0.5)``: the median of a unit half-normal, so ``scale = width / this``.
 HALF_NORMAL_MEDIAN = math.sqrt(2.0) * 0.4769362762044699
@@ -129,7 +129,8 @@ class BarDistribution:
         """Law of total variance over bins (no cancellation: always >= the smallest bin's)."""
         centre, var = self._components()
         p = self.log_probs.exp()
-        return (p * ((centre - self.mean.unsqueeze(-1)).pow(2) + var)).sum(-1)
+        mean = p @ centre  # as :attr:`mean`, without recomputing the components and softmax
+        return (p * ((centre - mean.unsqueeze(-1)).pow(2) + var)).sum(-1)
 
     def cdf(self, value: Tensor) -> Tensor:
         """Probability below ``value``: linear inside a bin, the half-normal's CDF in the tails."""
@@ -165,8 +166,7 @@ class BarDistribution:
     def coverage(self, target: Tensor, levels: Sequence[float] = DEFAULT_LEVELS) -> Tensor:
         """Observed fraction of targets inside each central interval, ``[len(levels)]``; the
         binned counterpart of :func:`metaloop.learned.uncertainty.coverage`."""
-        if any(not 0 < p < 1 for p in levels):
-            raise ValueError(f"interval levels must be in (0, 1), got {list(levels)}")
+        check_levels(levels)
         inside = []
         for level in levels:
             low, high = self.interval(level)

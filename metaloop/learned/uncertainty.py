@@ -35,11 +35,16 @@ def normal_quantile(p: float) -> float:
     return NormalDist().inv_cdf(p)
 
 
+def check_levels(levels: Sequence[float]) -> None:
+    """Central-interval levels must be probabilities strictly between 0 and 1."""
+    if any(not 0 < p < 1 for p in levels):
+        raise ValueError(f"interval levels must be in (0, 1), got {list(levels)}")
+
+
 def coverage(mean: Tensor, var: Tensor, target: Tensor,
              levels: Sequence[float] = DEFAULT_LEVELS) -> Tensor:
     """Observed fraction of targets inside each central interval, ``[len(levels)]``."""
-    if any(not 0 < p < 1 for p in levels):
-        raise ValueError(f"interval levels must be in (0, 1), got {list(levels)}")
+    check_levels(levels)
     z = (target - mean).abs() / var.sqrt()
     return torch.stack([(z <= normal_quantile((1 + p) / 2)).float().mean() for p in levels])
 
