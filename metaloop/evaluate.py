@@ -74,7 +74,7 @@ def evaluate(
             with torch.enable_grad():
                 adapted = algorithm.adapt(episode.support_x, episode.support_y, **kwargs)
             with torch.no_grad():
-                prediction = algorithm.predict(adapted, episode.query_x)
+                prediction, nll = _predict_once(algorithm, adapted, episode)
             if not torch.isfinite(prediction).all():
                 raise FloatingPointError(
                     f"{type(algorithm).__name__} predicted NaN/inf on episode {i}; the learner diverged "
@@ -88,12 +88,8 @@ def evaluate(
                     all_targets.append(episode.query_y.cpu())
                 else:
                     values.append(metrics.mse(prediction, episode.query_y))
-                    if getattr(algorithm, "output", None) == "binned":  # histogram: its own density
-                        dist = algorithm.predictive(adapted, episode.query_x)
-                        nlls.append(float(dist.nll(episode.query_y.to(dist.logits.dtype))))
-                    elif hasattr(algorithm, "predict_distribution"):
-                        mean, var = algorithm.predict_distribution(adapted, episode.query_x)
-                        nlls.append(metrics.gaussian_nll(mean, var, episode.query_y))
+                    if nll is not None:
+                        nlls.append(nll)
             if progress is not None:
                 progress(i + 1)
     finally:
@@ -111,3 +107,20 @@ def evaluate(
         extra["ece"] = (ece, 0.0)
     mean, ci = metrics.mean_ci95(values)
     return EvalResult(name, mean, ci, torch.tensor(values, dtype=torch.float64), seconds, extra)
+
+
+def _predict_once(algorithm, adapted, episode: Episode) -> tuple[Tensor, float | None]:
+    """The query prediction and, for probabilistic regressors, its NLL from the same forward pass.
+
+    A probabilistic learner's ``predict`` is its predictive mean (the ContextLearner contract), so
+    the distribution is computed once and both numbers read from it instead of running the network
+    twice per episode.
+    """
+    if algorithm.task != "classification":
+        if getattr(algorithm, "output", None) == "binned":  # histogram: scored by its own density
+            dist = algorithm.predictive(adapted, episode.query_x)
+            return dist.mean, float(dist.nll(episode.query_y.to(dist.logits.dtype)))
+        if hasattr(algorithm, "predict_distribution"):
+            mean, var = algorithm.predict_distribution(adapted, episode.query_x)
+            return mean, metrics.gaussian_nll(mean, var, episode.query_y)
+    return algorithm.predict(adapted, episode.query_x), None
