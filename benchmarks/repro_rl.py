@@ -32,7 +32,7 @@ from metaloop.io import atomic_torch_save, atomic_write_text
 from metaloop.metrics import mean_ci95
 from metaloop.rl import MAMLRL, BernoulliBanditFamily, GaussianMLPPolicy, Navigation2DFamily
 from metaloop.rl.bandit_references import REFERENCES, play
-from metaloop.rl.rl2 import RL2PPO, RL2Policy, run_trials
+from metaloop.rl.rl2 import RL2PPO, RL2Policy, restart_value_head, run_trials
 
 PRESETS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"  # not metaloop train runs
 
@@ -234,6 +234,12 @@ def bandit_train(args: argparse.Namespace) -> None:
         cfg["lr"] = args.lr
     if args.entropy_coef is not None:
         cfg["entropy_coef"] = args.entropy_coef
+    if args.gamma is not None:
+        cfg["gamma"] = args.gamma
+    if args.gae_lambda is not None:
+        cfg["gae_lambda"] = args.gae_lambda
+    if args.value_norm is not None:
+        cfg["value_norm"] = args.value_norm
     torch.manual_seed(cfg["seed"])
     family = BernoulliBanditFamily(cfg["arms"])
     policy = RL2Policy(1, cfg["arms"], cfg["hidden"])
@@ -261,6 +267,7 @@ def bandit_train(args: argparse.Namespace) -> None:
         epochs=cfg["epochs"],
         minibatches=cfg["minibatches"],
         entropy_coef=cfg["entropy_coef"],
+        value_norm=cfg.get("value_norm"),
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -268,6 +275,13 @@ def bandit_train(args: argparse.Namespace) -> None:
     gen = torch.Generator().manual_seed(cfg["seed"])
     if init:
         init.update(lr=cfg["lr"], entropy_coef=cfg["entropy_coef"], value_warmup=args.value_warmup)
+    # What this run changed from the preset, recorded beside the weights (and so in the eval JSON).
+    overrides = {k: cfg[k] for k, flag in (("lr", args.lr), ("entropy_coef", args.entropy_coef),
+                                           ("gamma", args.gamma), ("gae_lambda", args.gae_lambda),
+                                           ("value_norm", args.value_norm))
+                 if flag is not None}
+    if overrides:
+        init["overrides"] = overrides
     atomic_write_text(out / f"{tag}_init.json", json.dumps(init))
     log = open(out / f"{tag}_log.jsonl", "w")
     start, cpu0 = time.time(), time.process_time()
@@ -276,6 +290,11 @@ def bandit_train(args: argparse.Namespace) -> None:
     # lower --lr: at the preset's 1e-3 the warm-started policy got worse (training regret
     # 19.7 -> 29-36 within 140 iterations).
     warmup = args.value_warmup if args.init else 0
+    if args.init and ppo.value_norm is not None:
+        # Normalized values: restart the head at the mean discounted return of a first batch
+        # (the n = 10 head predicts returns ~14x too small; see restart_value_head).
+        env = family.make(family.sample_tasks(cfg["trials_per_batch"], gen), gen)
+        restart_value_head(policy, run_trials(policy, env, cfg["horizon"], gen).rewards, cfg["gamma"])
     body = [p for n, p in policy.named_parameters() if not n.startswith("value.")]
     for it in range(cfg["iterations"]):
         env = family.make(family.sample_tasks(cfg["trials_per_batch"], gen), gen)
@@ -361,6 +380,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=None, help="bandit-train: override the preset's lr")
     parser.add_argument("--entropy-coef", type=float, default=None,
                         help="bandit-train: override the preset's entropy bonus")
+    parser.add_argument("--gamma", type=float, default=None, help="bandit-train: override the discount")
+    parser.add_argument("--gae-lambda", type=float, default=None,
+                        help="bandit-train: override GAE's lambda (1 = Monte Carlo returns)")
+    parser.add_argument("--value-norm", type=float, default=None,
+                        help="bandit-train: PopArt step size for normalized value targets (e.g. 0.1)")
     parser.add_argument("--docs-img", default="docs/img", help="where evaluation plots go")
     args = parser.parse_args(argv)
     if args.command == "nav-train":

@@ -27,7 +27,11 @@ class RL2Policy(nn.Module):
         self.obs_dim, self.num_actions, self.hidden = obs_dim, num_actions, hidden
         self.gru = nn.GRU(obs_dim + num_actions + 2, hidden)
         self.logits = nn.Linear(hidden, num_actions)
-        self.value = nn.Linear(hidden, 1)
+        self.value = nn.Linear(hidden, 1)  # predicts the return in normalized units (see PopArt)
+        # Return statistics: values = head * value_std + value_mean. Identity (0, 1) unless the
+        # trainer normalizes values, so policies saved before these buffers existed load unchanged.
+        self.register_buffer("value_mean", torch.zeros(()))
+        self.register_buffer("value_std", torch.ones(()))
 
     def initial_state(self, batch: int) -> Tensor:
         return torch.zeros(1, batch, self.hidden)
@@ -41,7 +45,56 @@ class RL2Policy(nn.Module):
     def forward(self, inputs: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``inputs`` ``[T, B, in]`` from ``state`` ``[1, B, H]`` → (logits, values, final state)."""
         out, state = self.gru(inputs, state)
-        return self.logits(out), self.value(out).squeeze(-1), state
+        return self.logits(out), self.value(out).squeeze(-1) * self.value_std + self.value_mean, state
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # Weights saved before the return statistics existed: keep the identity (0, 1).
+        for name in ("value_mean", "value_std"):
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+
+@torch.no_grad()
+def popart_update(policy: RL2Policy, returns: Tensor, beta: float) -> None:
+    """Move the return statistics towards this batch's and rescale the value head so that every
+    value it outputs stays the same (PopArt, van Hasselt et al. 2016, eqs. 6-7).
+
+    Why: a trial of n pulls has returns of order n (≈ 70 at n = 100, γ = 0.995) while the policy
+    surrogate is of order 1; unnormalized, the value regression dominates the shared GRU's gradient
+    (and the global norm clip), and a value head fitted at another horizon needs thousands of steps
+    to reach the new scale. Normalized targets keep both losses of order 1.
+    """
+    old_mean, old_std = policy.value_mean.clone(), policy.value_std.clone()
+    second = old_std**2 + old_mean**2
+    mean = (1 - beta) * old_mean + beta * returns.mean()
+    second = (1 - beta) * second + beta * returns.pow(2).mean()
+    std = (second - mean**2).clamp_min(1e-8).sqrt()
+    policy.value.weight.mul_(old_std / std)
+    policy.value.bias.mul_(old_std).add_(old_mean - mean).div_(std)
+    policy.value_mean.copy_(mean)
+    policy.value_std.copy_(std)
+
+
+@torch.no_grad()
+def restart_value_head(policy: RL2Policy, rewards: Tensor, gamma: float) -> None:
+    """Zero the value head and set the return statistics to those of ``rewards`` ``[T, B]``'s
+    discounted returns-to-go, so every value starts at their mean.
+
+    Why: a policy warm-started from another horizon has a value head fitted to returns of another
+    scale (n = 10: ~5; n = 100: ~70). PopArt preserves outputs, so it would keep those wrong values;
+    restarting gives a Monte Carlo baseline at once and leaves errors of order 1 to fit.
+    """
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    policy.value.weight.zero_()
+    policy.value.bias.zero_()
+    policy.value_mean.copy_(returns.mean())
+    policy.value_std.copy_(returns.std().clamp_min(1e-8))
 
 
 @dataclass
@@ -110,7 +163,13 @@ class RL2PPO:
         value_coef: float = 0.5,
         entropy_coef: float = 0.01,
         max_grad_norm: float = 0.5,
+        value_norm: float | None = None,
     ) -> None:
+        """``value_norm``: PopArt step size for the return statistics (e.g. 0.1; None = raw
+        returns, as the n = 10 presets were trained)."""
+        if value_norm is not None and not 0.0 < value_norm <= 1.0:
+            raise ValueError(f"value_norm must be in (0, 1] (a statistics step size) or None, got {value_norm}")
+        self.value_norm = value_norm
         self.policy = policy
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
         self.gamma, self.gae_lambda, self.clip = gamma, gae_lambda, clip
@@ -126,6 +185,11 @@ class RL2PPO:
         advantages = gae(trials.rewards, trials.values, self.gamma, self.gae_lambda)
         returns = advantages + trials.values
         advantages = normalize(advantages)
+        if self.value_norm is not None:
+            popart_update(self.policy, returns, self.value_norm)
+        # The value loss in the head's units: the raw squared error divided by std² (std = 1 without
+        # normalization, so that case is unchanged).
+        scale = self.policy.value_std.detach()
         batch = trials.actions.shape[1]
         stats = {"loss": 0.0, "entropy": 0.0, "clip_frac": 0.0}
         for _ in range(self.epochs):
@@ -136,7 +200,7 @@ class RL2PPO:
                 ratio = torch.exp(dist.log_prob(trials.actions[:, idx]) - trials.log_probs[:, idx])
                 adv = advantages[:, idx]
                 surrogate = torch.min(ratio * adv, ratio.clamp(1 - self.clip, 1 + self.clip) * adv)
-                value_loss = (values - returns[:, idx]).pow(2).mean()
+                value_loss = ((values - returns[:, idx]) / scale).pow(2).mean()
                 entropy = dist.entropy().mean()
                 loss = -surrogate.mean() + self.value_coef * value_loss - self.entropy_coef * entropy
                 self.optimizer.zero_grad()

@@ -2,7 +2,9 @@ import torch
 from torch.distributions import Categorical
 
 from metaloop.rl.bandits import BernoulliBanditFamily
-from metaloop.rl.rl2 import RL2PPO, RL2Policy, run_trials
+import pytest
+
+from metaloop.rl.rl2 import RL2PPO, RL2Policy, popart_update, restart_value_head, run_trials
 
 
 class CountingEnv:
@@ -91,13 +93,14 @@ def test_trials_reproducible_by_seed():
     assert torch.equal(outs[0].rewards, outs[1].rewards)
 
 
-def test_ppo_learns_two_armed_bandit_quickly():
+@pytest.mark.parametrize("value_norm", [None, 0.3])
+def test_ppo_learns_two_armed_bandit_quickly(value_norm):
     # a fixed, easy task distribution: arm 1 always pays, arm 0 never; regret must fall to ~0
     from metaloop.rl.bandits import BatchedBernoulliBandit
 
     torch.manual_seed(0)
     policy = RL2Policy(1, 2, hidden=16)
-    ppo = RL2PPO(policy, lr=1e-2, entropy_coef=0.0, minibatches=1)
+    ppo = RL2PPO(policy, lr=1e-2, entropy_coef=0.0, minibatches=1, value_norm=value_norm)
     gen = torch.Generator().manual_seed(0)
     means = torch.tensor([[0.0, 1.0]]).expand(16, 2)
     regrets = []
@@ -107,3 +110,61 @@ def test_ppo_learns_two_armed_bandit_quickly():
         ppo.update(trials, gen)
         regrets.append(float(env.regret(trials.actions.T).mean()))
     assert regrets[0] > 1.5 and sum(regrets[-3:]) / 3 < 0.3
+
+
+def test_popart_keeps_every_value_and_tracks_the_return_scale():
+    torch.manual_seed(0)
+    policy = RL2Policy(1, 3, hidden=8).double()
+    x = torch.randn(6, 4, 1 + 3 + 2, dtype=torch.float64)
+    before = policy(x, policy.initial_state(4).double())[1]
+    returns = 70 + 5 * torch.randn(500, dtype=torch.float64)
+    for _ in range(40):
+        popart_update(policy, returns, beta=0.3)
+        torch.testing.assert_close(policy(x, policy.initial_state(4).double())[1], before,
+                                   rtol=1e-10, atol=1e-10)  # outputs preserved at every update
+    assert abs(float(policy.value_mean) - 70) < 0.5
+    assert abs(float(policy.value_std) - 5) < 0.5  # the EMA of the second moment converges
+
+
+def test_normalized_value_loss_is_the_raw_error_in_std_units():
+    # Targets of scale 70: with normalization the head sees errors of order 1, not 70**2.
+    torch.manual_seed(0)
+    env_family = BernoulliBanditFamily(3)
+    gen = torch.Generator().manual_seed(0)
+    stats = {}
+    for norm in (None, 0.5):
+        torch.manual_seed(0)
+        policy = RL2Policy(1, 3, hidden=8)
+        ppo = RL2PPO(policy, lr=1e-3, value_coef=1.0, entropy_coef=0.0, epochs=1, minibatches=1,
+                     gamma=1.0, gae_lambda=1.0, value_norm=norm)
+        g = torch.Generator().manual_seed(1)
+        env = env_family.make(env_family.sample_tasks(8, g), g)
+        trials = run_trials(policy, env, 100, g)
+        stats[norm] = ppo.update(trials, gen)["loss"]
+    assert stats[None] > 100 and stats[0.5] < 10
+
+
+def test_old_policies_without_return_statistics_still_load():
+    policy = RL2Policy(1, 3, hidden=8)
+    old = {k: v for k, v in policy.state_dict().items() if not k.startswith("value_")}
+    fresh = RL2Policy(1, 3, hidden=8)
+    fresh.load_state_dict(old)  # strict, yet the identity statistics stay
+    assert float(fresh.value_mean) == 0.0 and float(fresh.value_std) == 1.0
+    policy.value_mean.fill_(3.0)
+    fresh.load_state_dict(policy.state_dict())
+    assert float(fresh.value_mean) == 3.0
+    with pytest.raises(ValueError, match="value_norm must be in"):
+        RL2PPO(policy, value_norm=2.0)
+
+
+def test_restart_value_head_predicts_the_mean_discounted_return():
+    torch.manual_seed(0)
+    policy = RL2Policy(1, 3, hidden=8)
+    rewards = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # [T=3, B=2]
+    restart_value_head(policy, rewards, gamma=0.5)
+    # returns-to-go by hand: column 0: 1 + 0 + .25 = 1.25, 0 + .5 = .5, 1; column 1: 0 + .5 + .25 = .75, 1.5, 1
+    by_hand = torch.tensor([1.25, 0.5, 1.0, 0.75, 1.5, 1.0])
+    assert float(policy.value_mean) == pytest.approx(float(by_hand.mean()))
+    assert float(policy.value_std) == pytest.approx(float(by_hand.std()))
+    values = policy(torch.randn(4, 2, 6), policy.initial_state(2))[1]
+    torch.testing.assert_close(values, torch.full((4, 2), float(by_hand.mean())))
