@@ -31,7 +31,7 @@ import torch
 from metaloop.config import build, load_config
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
-from metaloop.engine.transfer import load_matching
+from metaloop.engine.transfer import load_matching, weights_from
 from metaloop.evaluate import evaluate
 from metaloop.io import atomic_torch_save, atomic_write_text
 from metaloop.modelbased.instance_protocol import evaluate_instances
@@ -46,7 +46,8 @@ SMOKE = ["training.iterations=2", "training.val_every=2", "training.val_episodes
 
 
 def run(config, minutes: float, iterations: int | None, out: Path | None, weights: Path | None = None,
-        instance_episodes: int | None = None, init_from: Path | None = None) -> dict:
+        instance_episodes: int | None = None, init_from: Path | None = None,
+        init_rename: dict[str, str] | None = None) -> dict:
     tr = config.training
     seed_everything(tr.seed)
     sources = build.build_tasks(config)
@@ -57,7 +58,8 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
         algorithm.load_state_dict(torch.load(weights))
     transfer = None
     if init_from is not None:  # e.g. 5-way weights into the 20-way learner: all but the head
-        transfer = load_matching(algorithm, torch.load(init_from))
+        transfer = load_matching(algorithm, weights_from(torch.load(init_from, weights_only=False)),
+                                 init_rename)
         print(f"init from {init_from}: {transfer.summary()}", flush=True)
     optimizer = build.build_optimizer(config, algorithm.parameters())
     total = tr.iterations if iterations is None else iterations
@@ -65,7 +67,7 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
     log = {"preset": config.to_dict(), "validations": [], "iterations_done": 0}
     if transfer is not None:
         log["init_from"] = {"path": str(init_from), "fresh": transfer.shape_mismatch,
-                            "loaded": len(transfer.loaded)}
+                            "loaded": len(transfer.loaded), "rename": init_rename or {}}
     best, best_state = -1.0, None
     wall0, cpu0 = time.perf_counter(), time.process_time()
     done, chunk = 0, 0
@@ -129,13 +131,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init-from", type=Path, default=None,
                         help="warm start: load every saved tensor whose name and shape match "
                         "(e.g. 5-way weights for the 20-way preset; the wider head starts fresh)")
+    parser.add_argument("--init-rename", action="append", default=[], metavar="OLD=NEW",
+                        help="with --init-from: rename a saved name prefix (repeatable), e.g. "
+                        "backbone.conv4.=model.x_encoder. puts a ProtoNet's Conv-4 into the ICL encoder")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides (repeatable, as in metaloop train)")
     parser.add_argument("--smoke", action="store_true", help="2 iterations, 5 val/test episodes")
     args = parser.parse_args(argv)
     config = load_config(args.preset, (SMOKE if args.smoke else []) + args.overrides)
+    rename = {}
+    for item in args.init_rename:
+        if "=" not in item:
+            parser.error(f"--init-rename {item!r}: expected OLD=NEW (e.g. backbone.conv4.=model.x_encoder.)")
+        old, new = item.split("=", 1)
+        rename[old] = new
     run(config, args.minutes, args.iterations, args.out, args.weights, 2 if args.smoke else None,
-        args.init_from)
+        args.init_from, rename)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,38 @@ class TransferReport:
                 f"unused: {', '.join(self.unexpected) or 'none'}")
 
 
-def load_matching(module: nn.Module, state: dict[str, torch.Tensor]) -> TransferReport:
-    """Copy into ``module`` every tensor of ``state`` whose name and shape match; the others
-    keep the module's initialisation and are listed in the report."""
+def weights_from(saved) -> dict[str, torch.Tensor]:
+    """The module weights in what ``torch.load`` returned: a plain state dict, or a training
+    checkpoint of ``benchmarks/repro_metric.py`` (its best meta-val state, else its last model)."""
+    if isinstance(saved, dict) and isinstance(saved.get("best_state"), dict):
+        return saved["best_state"]
+    if isinstance(saved, dict) and isinstance(saved.get("model"), dict):
+        return saved["model"]
+    if isinstance(saved, dict) and all(isinstance(v, torch.Tensor) for v in saved.values()):
+        return saved
+    raise ValueError("not a state dict nor a training checkpoint (expected tensors, or 'best_state' "
+                     "/ 'model' entries holding them)")
+
+
+def rename_prefixes(state: dict[str, torch.Tensor], rename: dict[str, str]) -> dict[str, torch.Tensor]:
+    """``{"backbone.conv4.": "model.x_encoder."}`` moves a ProtoNet's Conv-4 into another learner's
+    encoder slot; names under no listed prefix are kept as they are."""
+    out = {}
+    for name, tensor in state.items():
+        for old, new in rename.items():
+            if name.startswith(old):
+                name = new + name[len(old):]
+                break
+        out[name] = tensor
+    return out
+
+
+def load_matching(module: nn.Module, state: dict[str, torch.Tensor],
+                  rename: dict[str, str] | None = None) -> TransferReport:
+    """Copy into ``module`` every tensor of ``state`` whose name (after ``rename``, a prefix map)
+    and shape match; the others keep the module's initialisation and are listed in the report."""
+    if rename:
+        state = rename_prefixes(state, rename)
     own = module.state_dict()
     report = TransferReport()
     keep = {}

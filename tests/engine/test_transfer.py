@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from metaloop.engine.transfer import load_matching
+from metaloop.engine.transfer import load_matching, weights_from
 
 
 def net(ways: int) -> nn.Sequential:
@@ -35,3 +35,28 @@ def test_load_matching_reports_missing_and_unexpected_names():
 def test_load_matching_refuses_weights_of_another_architecture():
     with pytest.raises(ValueError, match="different architecture"):
         load_matching(net(5), {"conv.weight": torch.zeros(2, 2)})
+
+
+def test_rename_moves_an_encoder_into_another_learners_slot():
+    # a ProtoNet-like "backbone.*" into a learner that holds the same network as "model.encoder.*"
+    torch.manual_seed(0)
+    proto = nn.ModuleDict({"backbone": net(5)})
+    other = nn.ModuleDict({"model": nn.ModuleDict({"encoder": net(5), "head": nn.Linear(5, 2)})})
+    head_before = other["model"]["head"].weight.detach().clone()
+    report = load_matching(other, proto.state_dict(), rename={"backbone.": "model.encoder."})
+    for a, b in zip(proto["backbone"].parameters(), other["model"]["encoder"].parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(other["model"]["head"].weight, head_before)
+    assert sorted(report.missing) == ["model.head.bias", "model.head.weight"]
+    with pytest.raises(ValueError, match="different architecture"):  # without the rename: nothing fits
+        load_matching(other, proto.state_dict())
+
+
+def test_weights_from_reads_state_dicts_and_training_checkpoints():
+    state = net(5).state_dict()
+    assert weights_from(state) is state
+    assert weights_from({"model": state, "opt": {}}) is state
+    best = net(5).state_dict()
+    assert weights_from({"model": state, "best_state": best}) is best  # the selected state wins
+    with pytest.raises(ValueError, match="not a state dict nor a training checkpoint"):
+        weights_from({"iteration": 3})
