@@ -290,9 +290,11 @@ def bandit_train(args: argparse.Namespace) -> None:
     # lower --lr: at the preset's 1e-3 the warm-started policy got worse (training regret
     # 19.7 -> 29-36 within 140 iterations).
     warmup = args.value_warmup if args.init else 0
-    if args.init and ppo.value_norm is not None:
+    trained_unnormalized = float(policy.value_std) == 1.0 and float(policy.value_mean) == 0.0
+    if args.init and ppo.value_norm is not None and trained_unnormalized:
         # Normalized values: restart the head at the mean discounted return of a first batch
-        # (the n = 10 head predicts returns ~14x too small; see restart_value_head).
+        # (the n = 10 head predicts returns ~14x too small; see restart_value_head). A policy
+        # already trained with normalized values at this horizon keeps its head and statistics.
         env = family.make(family.sample_tasks(cfg["trials_per_batch"], gen), gen)
         restart_value_head(policy, run_trials(policy, env, cfg["horizon"], gen).rewards, cfg["gamma"])
     body = [p for n, p in policy.named_parameters() if not n.startswith("value.")]
