@@ -179,3 +179,59 @@ def test_preset_inner_solver_descends_its_proximal_objective():
         y = torch.arange(ways)
         phi = algo._solve_inner(theta, x, y, algo.inner_steps)
         assert objective(phi, x, y) < objective(theta, x, y)
+
+
+def _diag_matvec(d):
+    return lambda u: {"w": d * u["w"]}
+
+
+def test_cg_stops_at_nonpositive_curvature():
+    """A = diag(2, -1/2), b = (1, 1): the first CG step has curvature 1.5 (x = 4/3 b), the second
+    direction has p'Ap < 0. The guarded solve keeps x = (4/3, 4/3); the unguarded one steps on and
+    flips the sign of the second component (x = A^-1 b = (1/2, -2)), which is what made the
+    Omniglot meta-gradient 12x too long and uncorrelated with the exact derivative at init."""
+    from metaloop.algorithms.imaml import conjugate_gradient
+
+    d = torch.tensor([2.0, -0.5], dtype=torch.float64)
+    b = {"w": torch.ones(2, dtype=torch.float64)}
+    guarded = conjugate_gradient(_diag_matvec(d), b, 2, min_curvature=0.0)["w"]
+    assert torch.allclose(guarded, torch.full((2,), 4 / 3, dtype=torch.float64))
+    plain = conjugate_gradient(_diag_matvec(d), b, 2, min_curvature=None)["w"]
+    assert torch.allclose(plain, torch.tensor([0.5, -2.0], dtype=torch.float64))
+    # threshold kappa: A = diag(1, 0.2), b = (1, 3): first Rayleigh quotient (1 + 1.8)/10 = 0.28
+    f64 = torch.float64
+    d2, b2 = torch.tensor([1.0, 0.2], dtype=f64), {"w": torch.tensor([1.0, 3.0], dtype=f64)}
+    truncated = conjugate_gradient(_diag_matvec(d2), b2, 2, min_curvature=0.3)["w"]
+    assert torch.equal(truncated, torch.zeros(2, dtype=f64))
+    exact = conjugate_gradient(_diag_matvec(d2), b2, 2, min_curvature=0.2)["w"]
+    assert torch.allclose(exact, b2["w"] / d2)
+
+
+def test_cg_guard_is_per_task_under_vmap_and_silent_on_spd_systems():
+    from metaloop.algorithms.imaml import conjugate_gradient
+    from metaloop.core.implicit import conjugate_gradient as core_cg
+
+    torch.manual_seed(0)
+    m = torch.randn(6, 6, dtype=torch.float64)
+    spd = m @ m.T + 0.5 * torch.eye(6, dtype=torch.float64)
+    b = {"w": torch.randn(6, dtype=torch.float64)}
+    mv = lambda u: {"w": spd @ u["w"]}  # noqa: E731
+    got = conjugate_gradient(mv, b, 6, min_curvature=0.0)["w"]
+    assert torch.allclose(got, torch.linalg.solve(spd, b["w"]), atol=1e-8)
+    assert torch.allclose(got, core_cg(mv, b, 6)["w"])
+    ds = torch.tensor([[2.0, -0.5], [2.0, 0.5]], dtype=torch.float64)
+    ones = {"w": torch.ones(2, dtype=torch.float64)}
+    out = torch.func.vmap(lambda d: conjugate_gradient(_diag_matvec(d), ones, 2)["w"])(ds)
+    assert torch.allclose(out[0], torch.full((2,), 4 / 3, dtype=torch.float64))
+    assert torch.allclose(out[1], torch.tensor([0.5, 2.0], dtype=torch.float64))
+
+
+def test_preset_guards_cg():
+    from metaloop.config import build, load_config
+
+    config = load_config("imaml_omniglot_5w1s")
+    algo = build.build_algorithm(config, torch.nn.Linear(2, 5))
+    assert algo.cg_min_curvature == pytest.approx(0.3)
+    assert IMAML(torch.nn.Linear(2, 1), task="regression").cg_min_curvature == 0.0
+    with pytest.raises(ValueError, match="cg_min_curvature"):
+        IMAML(torch.nn.Linear(2, 1), task="regression", cg_min_curvature=-1.0)
