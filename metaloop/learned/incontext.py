@@ -65,6 +65,25 @@ class Block(nn.Module):
         return h + self.ff(self.norm2(h))
 
 
+def standardized_conv4(in_channels: int, d_model: int) -> nn.Sequential:
+    """Conv-4 with batch norm (a metric learner's embedding, loadable as ``0.*``), its 64 features
+    standardized by a non-affine batch norm, then the default MLP.
+
+    Why: the in-context transformer learns the label binding within 250 iterations on standardized
+    frozen embeddings but sat at chance for 800 iterations end to end with the group-norm Conv-4,
+    even started from a trained ProtoNet's filters (docs/learned.md): ReLU-pooled features share a
+    large common component and the transformer's attention cannot tell images apart at the start.
+    Batch statistics mix the images of a meta-batch only in training (as in every BN-trained
+    few-shot network); in ``eval()`` each image is embedded alone with the running statistics.
+    """
+    from metaloop.nets import Conv4
+
+    conv = Conv4(in_channels, norm="batch")
+    features = conv.embedding_dim
+    return nn.Sequential(conv, nn.BatchNorm1d(features, affine=False),
+                         nn.Linear(features, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+
+
 class InContextTransformer(nn.Module):
     """``forward(support_x, support_y, query_x)`` on ``[tasks, n, ...]`` tensors.
 
@@ -91,8 +110,10 @@ class InContextTransformer(nn.Module):
             from metaloop.nets import Conv4
 
             x_encoder = Conv4(x_dim, out_features=d_model, norm="group")
+        elif x_encoder == "conv4_bn":
+            x_encoder = standardized_conv4(x_dim, d_model)
         elif isinstance(x_encoder, str):
-            raise ValueError(f"x_encoder must be a module, None or 'conv4', got {x_encoder!r}")
+            raise ValueError(f"x_encoder must be a module, None, 'conv4' or 'conv4_bn', got {x_encoder!r}")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         if output == "binned" and bins < 2:

@@ -202,3 +202,22 @@ def test_binned_head_refuses_bad_settings_with_the_fix():
     sx, qx = torch.randn(3, 1), torch.randn(2, 1)
     with pytest.raises(ValueError, match="bin edges are not set.*set_bin_edges"):
         alg.predict(alg.adapt(sx, sx), qx)
+
+
+def test_standardized_conv4_encoder_embeds_each_image_alone_in_eval():
+    torch.manual_seed(0)
+    net = InContextTransformer(x_dim=1, output="classification", ways=5, d_model=16, heads=2,
+                               layers=1, ff=32, x_encoder="conv4_bn")
+    x = torch.rand(12, 1, 28, 28)
+    net.train()
+    with torch.no_grad():
+        for _ in range(60):  # training: batch statistics, and the running ones converge to them
+            net.x_encoder(x)
+        standardized = net.x_encoder[:2](x)  # conv features after the non-affine batch norm
+    torch.testing.assert_close(standardized.mean(0), torch.zeros(64), atol=1e-4, rtol=0)
+    assert 0.9 < float(standardized.std(0).mean()) < 1.1
+    net.eval()
+    z = net.x_encoder(x)
+    torch.testing.assert_close(net.x_encoder(x[:1]), z[:1])  # eval: no image depends on the others
+    with pytest.raises(ValueError, match="'conv4' or 'conv4_bn'"):
+        InContextTransformer(x_encoder="resnet")
