@@ -9,13 +9,11 @@ query loss and whose gradient is that implicit meta-gradient.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 
 from metaloop.algorithms.registry import register
-from metaloop.core.implicit import _dot
+from metaloop.core.implicit import implicit_task_gradients
 from metaloop.core.inner import Params
 from metaloop.core.learner import GradientLearner
 from metaloop.core.strategies import resolve_strategy
@@ -107,9 +105,10 @@ class IMAML(GradientLearner):
             self._losses(frozen, qx, qy),
             phi,
             trainable,
+            self.lam,
             self.cg_steps,
-            self.cg_lam,
-            self.cg_min_curvature,
+            system_lam=self.cg_lam,
+            min_curvature=self.cg_min_curvature,
         )
 
     def meta_loss(self, batch: EpisodeBatch) -> Tensor:
@@ -135,59 +134,3 @@ class IMAML(GradientLearner):
         surrogate = sum((params[n] * grads[n].detach()).sum() for n in grads)
         return values.detach().mean() + surrogate - surrogate.detach()
 
-
-def conjugate_gradient(
-    matvec: Callable[[Params], Params], b: Params, steps: int, min_curvature: float | None = 0.0
-) -> Params:
-    """``steps`` iterations of CG for ``A x = b`` from ``x = 0`` (Nocedal & Wright, Alg. 5.2),
-    truncated at the first search direction with ``p^T A p <= min_curvature * p^T p`` (Alg. 7.2):
-    from there on ``x`` stays as it is. ``None`` never truncates. Data-dependent stops are masks,
-    not branches, so one task's solve can be vmapped; divisions are guarded so that an exactly
-    converged residual stays at zero."""
-    x = {n: torch.zeros_like(t) for n, t in b.items()}
-    r = dict(b)
-    p = dict(b)
-    rr = _dot(r, r)
-    tiny = torch.finfo(rr.dtype).tiny
-    active = torch.ones_like(rr, dtype=torch.bool)
-    for _ in range(steps):
-        ap = matvec(p)
-        p_ap = _dot(p, ap)
-        if min_curvature is not None:
-            active = active & (p_ap > min_curvature * _dot(p, p))
-        ok = active & (p_ap.abs() > tiny)
-        alpha = torch.where(ok, rr / torch.where(ok, p_ap, 1.0), 0.0)
-        x = {n: x[n] + alpha * p[n] for n in x}
-        r = {n: r[n] - alpha * ap[n] for n in r}
-        rr_new = _dot(r, r)
-        beta = torch.where(rr > tiny, rr_new / torch.where(rr > tiny, rr, 1.0), 0.0)
-        p = {n: r[n] + beta * p[n] for n in p}
-        rr = rr_new
-    return x
-
-
-def implicit_task_gradients(
-    support_loss: Callable[[Params, Params], Tensor],
-    query_loss: Callable[[Params, Params], Tensor],
-    phi: Params,
-    rest: Params,
-    cg_steps: int,
-    system_lam: float,
-    min_curvature: float | None = 0.0,
-) -> tuple[Tensor, Params, Params]:
-    """Query loss and implicit meta-gradients ``(v for adapted, g for the rest)`` of one task:
-    :func:`metaloop.core.implicit.implicit_task_gradients` with the curvature-guarded CG above
-    (``v = (I + H/system_lam)^{-1} g`` by CG, ``g_rest - (d^2 L_s/dpsi dphi) v / system_lam``)."""
-    (g_phi, g_rest), value = torch.func.grad_and_value(query_loss, argnums=(0, 1))(phi, rest)
-    support_grad = torch.func.grad(support_loss, argnums=0)
-    _, hvp = torch.func.vjp(lambda a: support_grad(a, rest), phi)
-
-    def matvec(u: Params) -> Params:
-        (hu,) = hvp(u)  # H is symmetric: the vector-Jacobian product of the gradient is H u
-        return {n: u[n] + hu[n] / system_lam for n in u}
-
-    v = conjugate_gradient(matvec, g_phi, cg_steps, min_curvature)
-    if rest:
-        mixed = torch.func.grad(lambda r: _dot(support_grad(phi, r), v))(rest)
-        g_rest = {n: g_rest[n] - mixed[n] / system_lam for n in rest}
-    return value, v, g_rest
