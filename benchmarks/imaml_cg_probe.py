@@ -20,25 +20,19 @@ if __package__ in (None, ""):
 
 import torch  # noqa: E402
 
-from metaloop.config import build, load_config  # noqa: E402
+from benchmarks.imaml_probe import DEFAULT_WEIGHTS, load_probe, probe_batch  # noqa: E402
 from metaloop.core.implicit import _dot  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("weights", nargs="?", default="runs/repro_optim/imaml_omniglot_5w1s.pt")
+    ap.add_argument("weights", nargs="?", default=DEFAULT_WEIGHTS)
     ap.add_argument("--preset", default="imaml_omniglot_5w1s")
     ap.add_argument("--tasks", type=int, default=8)
     ap.add_argument("--cg", type=int, default=5)
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    config = load_config(args.preset)
-    torch.manual_seed(0)
-    sources = build.build_tasks(config)
-    algo = build.build_algorithm(config, build.build_model(config))
-    if args.weights != "fresh":
-        algo.load_state_dict(torch.load(args.weights)["algorithm"])
-    batch = sources.train.sample_batch(args.tasks, torch.Generator().manual_seed(1))
+    _, sources, algo = load_probe(args.preset, args.weights)
+    batch = probe_batch(sources, args.tasks)
     theta = {n: p.detach() for n, p in algo.meta_params().items()}
     lam = algo.lam
     for i in range(args.tasks):

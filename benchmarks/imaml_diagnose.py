@@ -25,7 +25,7 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from metaloop.config import build, load_config  # noqa: E402
+from benchmarks.imaml_probe import DEFAULT_WEIGHTS, load_probe, probe_batch  # noqa: E402
 
 
 def flat(d, names):
@@ -63,25 +63,18 @@ def post_loss(algo, theta, batch):
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("weights", nargs="?", default="runs/repro_optim/imaml_omniglot_5w1s.pt")
+    ap.add_argument("weights", nargs="?", default=DEFAULT_WEIGHTS)
     ap.add_argument("--preset", default="imaml_omniglot_5w1s")
     ap.add_argument("--tasks", type=int, default=16)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--no-unrolled", action="store_true")
     ap.add_argument("--eta", type=float, nargs="+", default=[0.01, 0.03])
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    config = load_config(args.preset, args.overrides)
-    torch.manual_seed(0)
-    sources = build.build_tasks(config)
-    algo = build.build_algorithm(config, build.build_model(config))
-    if args.weights != "fresh":
-        algo.load_state_dict(torch.load(args.weights)["algorithm"])
+    _, sources, algo = load_probe(args.preset, args.weights, args.overrides)
     algo.train()
     print(f"weights={args.weights} lam={algo.lam} lr={algo.inner_lr} steps={algo.inner_steps} "
           f"cg={algo.cg_steps} cg_lam={algo.cg_lam}", flush=True)
-    batch = sources.train.sample_batch(args.tasks, torch.Generator().manual_seed(1))
-    batch2 = sources.train.sample_batch(args.tasks, torch.Generator().manual_seed(2))
+    batch, batch2 = probe_batch(sources, args.tasks), probe_batch(sources, args.tasks, seed=2)
     theta = {n: p.detach() for n, p in algo.meta_params().items()}
     names = list(theta)
     steps, lr, lam = algo.inner_steps, algo.inner_lr, algo.lam

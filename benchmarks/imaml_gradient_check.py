@@ -23,7 +23,7 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from metaloop.config import build, load_config  # noqa: E402
+from benchmarks.imaml_probe import DEFAULT_WEIGHTS, load_probe, probe_batch  # noqa: E402
 from metaloop.core.implicit import implicit_task_gradients  # noqa: E402
 
 
@@ -33,24 +33,16 @@ def flat(ts) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("weights", nargs="?", default="runs/repro_optim/imaml_omniglot_5w1s.pt")
+    ap.add_argument("weights", nargs="?", default=DEFAULT_WEIGHTS)
     ap.add_argument("--preset", default="imaml_omniglot_5w1s")
     ap.add_argument("--tasks", type=int, default=4)
     ap.add_argument("--cg", type=int, nargs="+", default=[1, 5, 20])
     ap.add_argument("--lam-cg", type=float, nargs="+", default=None,
                     help="lambda used in the CG system only (damping); default: the preset's")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    config = load_config(args.preset)
-    torch.manual_seed(0)
-    sources = build.build_tasks(config)
-    algo = build.build_algorithm(config, build.build_model(config))
-    if Path(args.weights).exists():
-        algo.load_state_dict(torch.load(args.weights)["algorithm"])
-    else:
-        print(f"{args.weights} not found: measuring at initialisation")
+    _, sources, algo = load_probe(args.preset, args.weights)
     lams = args.lam_cg or [algo.lam]
-    batch = sources.train.sample_batch(args.tasks, torch.Generator().manual_seed(1))
+    batch = probe_batch(sources, args.tasks)
     theta = {n: p.detach() for n, p in algo.meta_params().items()}
     steps, lr = algo.inner_steps, algo.inner_lr
     for i in range(args.tasks):

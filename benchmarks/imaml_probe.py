@@ -1,0 +1,40 @@
+"""Shared setup of the iMAML diagnostics (imaml_gradient_check, imaml_cg_probe, imaml_diagnose).
+
+Each builds the preset's learner, loads the given weights (a ``repro_optim`` checkpoint) or keeps
+a fresh initialisation, and draws the same fixed meta-training batch, so that their numbers are
+measured on identical tasks.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from metaloop.config import build, load_config  # noqa: E402
+
+DEFAULT_WEIGHTS = "runs/repro_optim/imaml_omniglot_5w1s.pt"
+
+
+def load_probe(preset: str, weights: str, overrides: list[str] | None = None):
+    """``(config, sources, algorithm)`` at ``weights`` (``"fresh"`` or a missing file: initial
+    weights, said on stdout), single-threaded and seeded as every probe is."""
+    torch.set_num_threads(1)
+    config = load_config(preset, overrides or [])
+    torch.manual_seed(0)
+    sources = build.build_tasks(config)
+    algo = build.build_algorithm(config, build.build_model(config))
+    if weights != "fresh" and Path(weights).exists():
+        algo.load_state_dict(torch.load(weights)["algorithm"])
+    else:
+        print(f"{weights}: measuring at initialisation", flush=True)
+    return config, sources, algo
+
+
+def probe_batch(sources, tasks: int, seed: int = 1):
+    """The fixed meta-training batch the probes share (seed 1; imaml_diagnose also uses seed 2)."""
+    return sources.train.sample_batch(tasks, torch.Generator().manual_seed(seed))
