@@ -190,7 +190,14 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     if getattr(cls, "OPEN", False):  # flat constructor arguments beside the name
         extra = {k: v for k, v in data.items() if k not in fields}
         data = {k: v for k, v in data.items() if k in fields}
-        data["args"] = {**data.get("args", {}), **extra}
+        args = data.get("args") or {}
+        both = sorted(set(extra) & set(args))
+        if both:  # one would silently win (an `--set ...args.k=v` override lost to a flat preset key)
+            k = both[0]
+            raise ConfigError(f"{prefix}{k} and {prefix}args.{k} are both set ({extra[k]!r} vs {args[k]!r}); "
+                              f"set it once: the preset writes it as {prefix}{k}, so override that "
+                              f"(--set {prefix}{k}=...)")
+        data["args"] = {**args, **extra}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown key in {where}; allowed: {', '.join(fields)}")

@@ -180,3 +180,13 @@ def test_threads_setting_is_validated():
     assert load_config("maml_sinusoid", []).training.threads == 1
     with pytest.raises(ConfigError, match="training.threads"):
         load_config("maml_sinusoid", ["training.threads=0"])
+
+
+def test_an_argument_set_both_flat_and_under_args_is_refused_not_silently_dropped():
+    # The iMAML preset writes `algorithm: {..., cg_min_curvature: 0.3}`; an override spelled
+    # `algorithm.args.cg_min_curvature=null` used to lose silently to the flat key.
+    with pytest.raises(ConfigError, match=r"algorithm.cg_min_curvature and algorithm.args.cg_min_curvature "
+                                          r"are both set .*--set algorithm.cg_min_curvature="):
+        load_config("imaml_omniglot_5w1s", ["algorithm.args.cg_min_curvature=null"])
+    config = load_config("imaml_omniglot_5w1s", ["algorithm.cg_min_curvature=null"])
+    assert config.algorithm.args["cg_min_curvature"] is None
