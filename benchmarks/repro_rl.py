@@ -35,6 +35,8 @@ from metaloop.rl.bandit_references import REFERENCES, play
 from metaloop.rl.rl2 import RL2PPO, RL2Policy, restart_value_head, run_trials
 
 PRESETS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"  # not metaloop train runs
+#: bandit-train flags that override the preset key of the same name
+BANDIT_OVERRIDES = ("lr", "entropy_coef", "gamma", "gae_lambda", "value_norm")
 
 
 def load_preset(name: str) -> dict:
@@ -230,16 +232,9 @@ def bandit_eval(args: argparse.Namespace) -> None:
 
 def bandit_train(args: argparse.Namespace) -> None:
     cfg = load_preset(args.preset or f"rl2_bandit_k{args.arms}_n{args.horizon}")
-    if args.lr is not None:
-        cfg["lr"] = args.lr
-    if args.entropy_coef is not None:
-        cfg["entropy_coef"] = args.entropy_coef
-    if args.gamma is not None:
-        cfg["gamma"] = args.gamma
-    if args.gae_lambda is not None:
-        cfg["gae_lambda"] = args.gae_lambda
-    if args.value_norm is not None:
-        cfg["value_norm"] = args.value_norm
+    # What this run changes from the preset; recorded beside the weights (and so in the eval JSON).
+    overrides = {k: getattr(args, k) for k in BANDIT_OVERRIDES if getattr(args, k) is not None}
+    cfg.update(overrides)
     torch.manual_seed(cfg["seed"])
     family = BernoulliBanditFamily(cfg["arms"])
     policy = RL2Policy(1, cfg["arms"], cfg["hidden"])
@@ -275,11 +270,6 @@ def bandit_train(args: argparse.Namespace) -> None:
     gen = torch.Generator().manual_seed(cfg["seed"])
     if init:
         init.update(lr=cfg["lr"], entropy_coef=cfg["entropy_coef"], value_warmup=args.value_warmup)
-    # What this run changed from the preset, recorded beside the weights (and so in the eval JSON).
-    overrides = {k: cfg[k] for k, flag in (("lr", args.lr), ("entropy_coef", args.entropy_coef),
-                                           ("gamma", args.gamma), ("gae_lambda", args.gae_lambda),
-                                           ("value_norm", args.value_norm))
-                 if flag is not None}
     if overrides:
         init["overrides"] = overrides
     atomic_write_text(out / f"{tag}_init.json", json.dumps(init))

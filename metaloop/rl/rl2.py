@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Categorical
 
-from metaloop.rl.returns import gae, normalize
+from metaloop.rl.returns import discounted_returns, gae, normalize
 
 
 class RL2Policy(nn.Module):
@@ -86,11 +86,7 @@ def restart_value_head(policy: RL2Policy, rewards: Tensor, gamma: float) -> None
     scale (n = 10: ~5; n = 100: ~70). PopArt preserves outputs, so it would keep those wrong values;
     restarting gives a Monte Carlo baseline at once and leaves errors of order 1 to fit.
     """
-    returns = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = rewards[t] + gamma * running
-        returns[t] = running
+    returns = discounted_returns(rewards, gamma)
     policy.value.weight.zero_()
     policy.value.bias.zero_()
     policy.value_mean.copy_(returns.mean())
@@ -168,7 +164,8 @@ class RL2PPO:
         """``value_norm``: PopArt step size for the return statistics (e.g. 0.1; None = raw
         returns, as the n = 10 presets were trained)."""
         if value_norm is not None and not 0.0 < value_norm <= 1.0:
-            raise ValueError(f"value_norm must be in (0, 1] (a statistics step size) or None, got {value_norm}")
+            raise ValueError(f"value_norm must be in (0, 1] (a statistics step size) or None, "
+                             f"got {value_norm}")
         self.value_norm = value_norm
         self.policy = policy
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=lr)

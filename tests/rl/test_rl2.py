@@ -1,9 +1,8 @@
+import pytest
 import torch
 from torch.distributions import Categorical
 
 from metaloop.rl.bandits import BernoulliBanditFamily
-import pytest
-
 from metaloop.rl.rl2 import RL2PPO, RL2Policy, popart_update, restart_value_head, run_trials
 
 
@@ -162,7 +161,8 @@ def test_restart_value_head_predicts_the_mean_discounted_return():
     policy = RL2Policy(1, 3, hidden=8)
     rewards = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # [T=3, B=2]
     restart_value_head(policy, rewards, gamma=0.5)
-    # returns-to-go by hand: column 0: 1 + 0 + .25 = 1.25, 0 + .5 = .5, 1; column 1: 0 + .5 + .25 = .75, 1.5, 1
+    # returns-to-go by hand: column 0: 1 + 0 + .25 = 1.25, 0 + .5 = .5, 1;
+    # column 1: 0 + .5 + .25 = .75, 1.5, 1
     by_hand = torch.tensor([1.25, 0.5, 1.0, 0.75, 1.5, 1.0])
     assert float(policy.value_mean) == pytest.approx(float(by_hand.mean()))
     assert float(policy.value_std) == pytest.approx(float(by_hand.std()))
