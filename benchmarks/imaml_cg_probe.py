@@ -21,7 +21,7 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 
 from benchmarks.imaml_probe import DEFAULT_WEIGHTS, load_probe, probe_batch  # noqa: E402
-from metaloop.core.implicit import _dot  # noqa: E402
+from metaloop.core.implicit import _dot, conjugate_gradient  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,22 +43,15 @@ def main(argv: list[str] | None = None) -> None:
         support_grad = torch.func.grad(algo._losses({}, sx, sy))
         _, hvp = torch.func.vjp(lambda a, sg=support_grad: sg(a, {}), phi)
 
-        def matvec(u, hvp=hvp):
-            (hu,) = hvp(u)
-            return {n: u[n] + hu[n] / lam for n in u}
+        quotients = []
 
-        x = {n: torch.zeros_like(t) for n, t in g.items()}
-        r, p, rr, quotients = dict(g), dict(g), _dot(g, g), []
-        for _ in range(args.cg):
-            ap_ = matvec(p)
-            pap = _dot(p, ap_)
-            quotients.append(round(float(pap / _dot(p, p)), 3))
-            alpha = rr / pap
-            x = {n: x[n] + alpha * p[n] for n in x}
-            r = {n: r[n] - alpha * ap_[n] for n in r}
-            rr_new = _dot(r, r)
-            p = {n: r[n] + rr_new / rr * p[n] for n in p}
-            rr = rr_new
+        def matvec(u, hvp=hvp, quotients=quotients):  # CG calls it once per direction u = p
+            (hu,) = hvp(u)
+            au = {n: u[n] + hu[n] / lam for n in u}
+            quotients.append(round(float(_dot(u, au) / _dot(u, u)), 3))
+            return au
+
+        x = conjugate_gradient(matvec, g, args.cg, min_curvature=None)  # unguarded, as trained before
         gn, xn = float(_dot(g, g) ** 0.5), float(_dot(x, x) ** 0.5)
         print(f"task {i}: |g| {gn:.3f} |v| {xn:.3f} ratio {xn / gn:.1f}  p'Ap/p'p per CG step {quotients}",
               flush=True)

@@ -25,7 +25,12 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from benchmarks.imaml_probe import DEFAULT_WEIGHTS, load_probe, probe_batch  # noqa: E402
+from benchmarks.imaml_probe import (  # noqa: E402
+    DEFAULT_WEIGHTS,
+    load_probe,
+    probe_batch,
+    unrolled_gradient,
+)
 
 
 def flat(d, names):
@@ -36,17 +41,6 @@ def group(name: str) -> str:
     if name.startswith("head"):
         return "head"
     return "norm" if ".1." in name else "conv"
-
-
-def unrolled(algo, theta, sx, sy, qx, qy, steps, lr, lam):
-    leaf = {n: t.clone().requires_grad_() for n, t in theta.items()}
-    phi = dict(leaf)
-    for _ in range(steps):
-        grads = torch.autograd.grad(F.cross_entropy(algo.forward_fn(phi, sx), sy), list(phi.values()),
-                                    create_graph=True)
-        phi = {n: phi[n] - lr * (g + lam * (phi[n] - leaf[n])) for n, g in zip(phi, grads, strict=True)}
-    loss = F.cross_entropy(algo.forward_fn(phi, qx), qy)
-    return dict(zip(leaf, torch.autograd.grad(loss, list(leaf.values())), strict=True))
 
 
 def post_loss(algo, theta, batch):
@@ -116,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         for key, lam_u in (("unrolled_prox", lam), ("maml_plain_gd", 0.0)):
             acc = {n: torch.zeros_like(t) for n, t in theta.items()}
             for i in range(len(batch)):
-                u = unrolled(algo, theta, batch.support_x[i], batch.support_y[i], batch.query_x[i],
-                             batch.query_y[i], steps, lr, lam_u)
+                u = unrolled_gradient(algo, theta, batch.support_x[i], batch.support_y[i], batch.query_x[i],
+                                      batch.query_y[i], steps, lr, lam_u)
                 for n in names:
                     acc[n] += u[n] / len(batch)
             grads[key] = acc

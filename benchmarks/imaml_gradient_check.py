@@ -23,7 +23,12 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from benchmarks.imaml_probe import DEFAULT_WEIGHTS, load_probe, probe_batch  # noqa: E402
+from benchmarks.imaml_probe import (  # noqa: E402
+    DEFAULT_WEIGHTS,
+    load_probe,
+    probe_batch,
+    unrolled_gradient,
+)
 from metaloop.core.implicit import implicit_task_gradients  # noqa: E402
 
 
@@ -50,15 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         with torch.no_grad():
             phi_star = algo._solve_inner(theta, sx, sy, steps)
             acc = [float((algo.forward_fn(p, qx).argmax(-1) == qy).float().mean()) for p in (theta, phi_star)]
-        leaf = {n: t.clone().requires_grad_() for n, t in theta.items()}
-        phi = dict(leaf)
-        for _ in range(steps):  # the same proximal GD steps, differentiated (second order)
-            grads = torch.autograd.grad(F.cross_entropy(algo.forward_fn(phi, sx), sy), list(phi.values()),
-                                        create_graph=True)
-            phi = {n: phi[n] - lr * (g + algo.lam * (phi[n] - leaf[n]))
-                   for n, g in zip(phi, grads, strict=True)}
-        unrolled = flat(torch.autograd.grad(F.cross_entropy(algo.forward_fn(phi, qx), qy),
-                                            list(leaf.values())))
+        # the same proximal GD steps, differentiated (second order)
+        unrolled = flat(unrolled_gradient(algo, theta, sx, sy, qx, qy, steps, lr, algo.lam).values())
         at_star = {n: t.clone().requires_grad_() for n, t in phi_star.items()}
         first_order = flat(torch.autograd.grad(F.cross_entropy(algo.forward_fn(at_star, qx), qy),
                                                list(at_star.values())))

@@ -14,6 +14,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from metaloop.config import build, load_config  # noqa: E402
 
@@ -38,3 +39,16 @@ def load_probe(preset: str, weights: str, overrides: list[str] | None = None):
 def probe_batch(sources, tasks: int, seed: int = 1):
     """The fixed meta-training batch the probes share (seed 1; imaml_diagnose also uses seed 2)."""
     return sources.train.sample_batch(tasks, torch.Generator().manual_seed(seed))
+
+
+def unrolled_gradient(algo, theta, sx, sy, qx, qy, steps: int, lr: float, lam: float) -> dict:
+    """The exact (second-order) derivative of the query loss through ``steps`` proximal GD steps
+    from ``theta`` (``lam = 0``: MAML's plain GD), the reference the implicit gradient approximates."""
+    leaf = {n: t.clone().requires_grad_() for n, t in theta.items()}
+    phi = dict(leaf)
+    for _ in range(steps):
+        grads = torch.autograd.grad(F.cross_entropy(algo.forward_fn(phi, sx), sy), list(phi.values()),
+                                    create_graph=True)
+        phi = {n: phi[n] - lr * (g + lam * (phi[n] - leaf[n])) for n, g in zip(phi, grads, strict=True)}
+    loss = F.cross_entropy(algo.forward_fn(phi, qx), qy)
+    return dict(zip(leaf, torch.autograd.grad(loss, list(leaf.values())), strict=True))
