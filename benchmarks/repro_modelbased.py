@@ -31,7 +31,7 @@ import torch
 from metaloop.config import build, load_config
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
-from metaloop.engine.transfer import load_matching, weights_from
+from metaloop.engine.transfer import load_matching
 from metaloop.evaluate import evaluate
 from metaloop.io import atomic_torch_save, atomic_write_text
 from metaloop.modelbased.instance_protocol import evaluate_instances
@@ -58,8 +58,9 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
         algorithm.load_state_dict(torch.load(weights))
     transfer = None
     if init_from is not None:  # e.g. 5-way weights into the 20-way learner: all but the head
-        transfer = load_matching(algorithm, weights_from(torch.load(init_from, weights_only=False)),
-                                 init_rename)
+        from benchmarks.score_trained import read_state  # every weight format our scripts write
+
+        transfer = load_matching(algorithm, read_state(init_from)[0], init_rename)
         print(f"init from {init_from}: {transfer.summary()}", flush=True)
     optimizer = build.build_optimizer(config, algorithm.parameters())
     total = tr.iterations if iterations is None else iterations

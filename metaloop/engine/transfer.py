@@ -26,19 +26,6 @@ class TransferReport:
                 f"unused: {', '.join(self.unexpected) or 'none'}")
 
 
-def weights_from(saved) -> dict[str, torch.Tensor]:
-    """The module weights in what ``torch.load`` returned: a plain state dict, or a training
-    checkpoint of ``benchmarks/repro_metric.py`` (its best meta-val state, else its last model)."""
-    if isinstance(saved, dict) and isinstance(saved.get("best_state"), dict):
-        return saved["best_state"]
-    if isinstance(saved, dict) and isinstance(saved.get("model"), dict):
-        return saved["model"]
-    if isinstance(saved, dict) and all(isinstance(v, torch.Tensor) for v in saved.values()):
-        return saved
-    raise ValueError("not a state dict nor a training checkpoint (expected tensors, or 'best_state' "
-                     "/ 'model' entries holding them)")
-
-
 def rename_prefixes(state: dict[str, torch.Tensor], rename: dict[str, str]) -> dict[str, torch.Tensor]:
     """``{"backbone.conv4.": "model.x_encoder."}`` moves a ProtoNet's Conv-4 into another learner's
     encoder slot; names under no listed prefix are kept as they are."""

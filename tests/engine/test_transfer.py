@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from metaloop.engine.transfer import load_matching, weights_from
+from metaloop.engine.transfer import load_matching
 
 
 def net(ways: int) -> nn.Sequential:
@@ -51,12 +51,3 @@ def test_rename_moves_an_encoder_into_another_learners_slot():
     with pytest.raises(ValueError, match="different architecture"):  # without the rename: nothing fits
         load_matching(other, proto.state_dict())
 
-
-def test_weights_from_reads_state_dicts_and_training_checkpoints():
-    state = net(5).state_dict()
-    assert weights_from(state) is state
-    assert weights_from({"model": state, "opt": {}}) is state
-    best = net(5).state_dict()
-    assert weights_from({"model": state, "best_state": best}) is best  # the selected state wins
-    with pytest.raises(ValueError, match="not a state dict nor a training checkpoint"):
-        weights_from({"iteration": 3})
