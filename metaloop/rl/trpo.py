@@ -1,5 +1,6 @@
-"""Trust-region pieces (Schulman et al. 2015, App. C): conjugate gradient on Fisher-vector
-products and a backtracking line search under a KL constraint."""
+"""Trust-region pieces (Schulman et al. 2015, App. C): the natural-gradient direction by conjugate
+gradient on Fisher-vector products (the core CG of :mod:`metaloop.core.implicit`) and a
+backtracking line search under a KL constraint."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from metaloop.core.implicit import conjugate_gradient
 from metaloop.rl.policies import Params
 
 
@@ -21,26 +23,6 @@ def unflatten(vector: Tensor, like: Params) -> Params:
         out[k] = vector[i : i + v.numel()].view_as(v)
         i += v.numel()
     return out
-
-
-def conjugate_gradient(
-    mvp: Callable[[Tensor], Tensor], b: Tensor, iters: int = 10, tol: float = 1e-10
-) -> Tensor:
-    """Solve ``A x = b`` for symmetric positive definite ``A`` given only ``v ↦ A v``."""
-    x = torch.zeros_like(b)
-    r, p = b.clone(), b.clone()
-    rr = r @ r
-    for _ in range(iters):
-        Ap = mvp(p)
-        alpha = rr / (p @ Ap)
-        x = x + alpha * p
-        r = r - alpha * Ap
-        rr_new = r @ r
-        if rr_new < tol:
-            break
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x
 
 
 def trust_region_step(
@@ -65,7 +47,8 @@ def trust_region_step(
         hv = torch.autograd.grad(grad_kl @ v, tensors, retain_graph=True)
         return flatten(hv).detach() + cg_damping * v
 
-    direction = conjugate_gradient(fvp, grad, cg_iters)
+    # the core CG works on parameter dicts; the Fisher system here is one flat vector
+    direction = conjugate_gradient(lambda p: {"v": fvp(p["v"])}, {"v": grad}, cg_iters)["v"]
     shs = 0.5 * direction @ fvp(direction)
     step = direction / torch.sqrt(shs / max_kl).clamp_min(1e-12)
     old = flatten(tensors).detach()

@@ -4,7 +4,7 @@ from torch.func import functional_call
 
 from metaloop.rl import MAMLRL, GaussianMLPPolicy, Navigation2DFamily
 from metaloop.rl.policies import expand_params, params_of
-from metaloop.rl.trpo import conjugate_gradient, flatten, unflatten
+from metaloop.rl.trpo import flatten, trust_region_step, unflatten
 
 
 def _setup(tasks=2, rollouts=4, horizon=6, seed=0):
@@ -72,13 +72,29 @@ def test_kl_is_zero_with_zero_gradient_at_the_sampling_policy():
     assert g.abs().max() < 1e-10
 
 
-def test_conjugate_gradient_solves_spd_system():
+def test_trust_region_step_is_the_natural_gradient_scaled_to_the_kl_radius():
+    # quadratic KL 0.5 (x-x0)' F (x-x0) and linear loss g'x: the step is -F^-1 g scaled so that
+    # 0.5 s' F s = max_kl, which needs CG to solve F s = g exactly (6 iterations, 6 unknowns)
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(6, 6, generator=gen, dtype=torch.float64)
-    A = a @ a.T + 6 * torch.eye(6, dtype=torch.float64)
-    b = torch.randn(6, generator=gen, dtype=torch.float64)
-    x = conjugate_gradient(lambda v: A @ v, b, iters=6)
-    assert torch.allclose(x, torch.linalg.solve(A, b), atol=1e-8)
+    fisher = a @ a.T + 6 * torch.eye(6, dtype=torch.float64)
+    g = torch.randn(6, generator=gen, dtype=torch.float64)
+    x0 = torch.zeros(6, dtype=torch.float64)
+    params = {"x": x0.clone().requires_grad_(True)}
+
+    def loss_kl(p):
+        d = p["x"] - x0
+        return p["x"] @ g, 0.5 * d @ fisher @ d
+
+    loss, kl = loss_kl(params)
+    new, info = trust_region_step(
+        loss, kl, params, lambda p: tuple(float(t) for t in loss_kl(p)), max_kl=1e-2,
+        cg_iters=6, cg_damping=0.0, ls_backtrack=0.99)
+    natural = torch.linalg.solve(fisher, g)
+    expected = -natural * torch.sqrt(2e-2 / (natural @ fisher @ natural))
+    assert info["accepted"] == 1.0
+    step = new["x"] - x0
+    assert torch.allclose(step / step.norm(), expected / expected.norm(), atol=1e-8)
 
 
 def test_meta_step_respects_trust_region_and_improves_surrogate():
