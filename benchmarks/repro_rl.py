@@ -46,7 +46,7 @@ def load_preset(name: str) -> dict:
 def build_family(cfg: dict):
     """The task family a MAML-RL preset names (``env``), with its horizon and seed."""
     if cfg["env"] == "navigation2d":
-        return Navigation2DFamily(horizon=cfg["horizon"])
+        return Navigation2DFamily(horizon=cfg["horizon"], action_scale=cfg.get("action_scale", 0.1))
     from metaloop.rl.half_cheetah import HalfCheetahDirFamily, HalfCheetahVelFamily
 
     families = {"half_cheetah_vel": HalfCheetahVelFamily, "half_cheetah_dir": HalfCheetahDirFamily}

@@ -13,20 +13,26 @@ from typing import Any
 import numpy as np
 
 from metaloop.rl.gym_compat import require_gymnasium
+from metaloop.rl.navigation import check_action_scale
 
 gym = require_gymnasium()
 spaces = gym.spaces
 
 
 class Navigation2DEnv(gym.Env):
-    """MAML's 2D point robot (§5.3): velocity action clipped to [−0.1, 0.1]², reward −‖x − goal‖,
-    terminated within 0.01 of the goal, truncated after ``horizon`` steps, goal ~ U[−0.5, 0.5]²."""
+    """MAML's 2D point robot (§5.3): velocity ``action_scale · a`` clipped to [−0.1, 0.1]², reward
+    −‖x − goal‖, terminated within 0.01 of the goal, truncated after ``horizon`` steps, goal ~
+    U[−0.5, 0.5]². ``action_scale=0.1`` is the released code's normalized action (a ∈ [−1, 1])."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, goal: Any = None, horizon: int = 100, low: float = -0.5, high: float = 0.5) -> None:
+    def __init__(self, goal: Any = None, horizon: int = 100, low: float = -0.5, high: float = 0.5,
+                 action_scale: float = 0.1) -> None:
+        check_action_scale(action_scale)
+        self.action_scale = action_scale
+        bound = 0.1 / action_scale
         self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
-        self.action_space = spaces.Box(-0.1, 0.1, (2,), np.float32)
+        self.action_space = spaces.Box(-bound, bound, (2,), np.float32)
         self.horizon, self.low, self.high = horizon, low, high
         self.goal = None if goal is None else np.asarray(goal, dtype=np.float64)
         self.state = np.zeros(2)
@@ -47,7 +53,8 @@ class Navigation2DEnv(gym.Env):
         return self.state.astype(np.float32), {"goal": self.goal.copy()}
 
     def step(self, action):
-        self.state = self.state + np.clip(np.asarray(action, dtype=np.float64), -0.1, 0.1)
+        velocity = self.action_scale * np.asarray(action, dtype=np.float64)
+        self.state = self.state + np.clip(velocity, -0.1, 0.1)
         self.t += 1
         delta = self.state - self.goal
         reward = -float(np.linalg.norm(delta))

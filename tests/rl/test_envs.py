@@ -69,7 +69,7 @@ def test_bandit_env_task_persists_until_new_task_and_is_seeded():
 def test_navigation_env_terminates_at_goal():
     env = Navigation2DEnv(goal=[0.05, -0.05])
     env.reset(seed=0)
-    _, r, terminated, truncated, _ = env.step(np.array([0.05, -0.05]))
+    _, r, terminated, truncated, _ = env.step(np.array([0.5, -0.5]))  # x 0.1 (normalized)
     assert terminated and not truncated and r == pytest.approx(0.0, abs=1e-12)
 
 
