@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     _, sources, algo = load_probe(args.preset, args.weights, args.overrides)
     algo.train()
     print(f"weights={args.weights} lam={algo.lam} lr={algo.inner_lr} steps={algo.inner_steps} "
-          f"cg={algo.cg_steps} cg_lam={algo.cg_lam}", flush=True)
+          f"cg={algo.cg_steps} cg_lam={algo.cg_lam} line_search={algo.inner_line_search}", flush=True)
     batch, batch2 = probe_batch(sources, args.tasks), probe_batch(sources, args.tasks, seed=2)
     theta = {n: p.detach() for n, p in algo.meta_params().items()}
     names = list(theta)
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
             acc = {n: torch.zeros_like(t) for n, t in theta.items()}
             for i in range(len(batch)):
                 u = unrolled_gradient(algo, theta, batch.support_x[i], batch.support_y[i], batch.query_x[i],
-                                      batch.query_y[i], steps, lr, lam_u)
+                                      batch.query_y[i], steps, lr, lam_u,
+                                      line_search=algo.inner_line_search and lam_u > 0)
                 for n in names:
                     acc[n] += u[n] / len(batch)
             grads[key] = acc

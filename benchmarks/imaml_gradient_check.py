@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
             phi_star = algo._solve_inner(theta, sx, sy, steps)
             acc = [float((algo.forward_fn(p, qx).argmax(-1) == qy).float().mean()) for p in (theta, phi_star)]
         # the same proximal GD steps, differentiated (second order)
-        unrolled = flat(unrolled_gradient(algo, theta, sx, sy, qx, qy, steps, lr, algo.lam).values())
+        unrolled = flat(unrolled_gradient(algo, theta, sx, sy, qx, qy, steps, lr, algo.lam,
+                                              algo.inner_line_search).values())
         at_star = {n: t.clone().requires_grad_() for n, t in phi_star.items()}
         first_order = flat(torch.autograd.grad(F.cross_entropy(algo.forward_fn(at_star, qx), qy),
                                                list(at_star.values())))

@@ -17,6 +17,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from metaloop.config import build, load_config  # noqa: E402
+from metaloop.core.implicit import proximal_descent  # noqa: E402
 
 DEFAULT_WEIGHTS = "runs/repro_optim/imaml_omniglot_5w1s.pt"
 
@@ -41,14 +42,19 @@ def probe_batch(sources, tasks: int, seed: int = 1):
     return sources.train.sample_batch(tasks, torch.Generator().manual_seed(seed))
 
 
-def unrolled_gradient(algo, theta, sx, sy, qx, qy, steps: int, lr: float, lam: float) -> dict:
+def unrolled_gradient(algo, theta, sx, sy, qx, qy, steps: int, lr: float, lam: float,
+                      line_search: bool = False) -> dict:
     """The exact (second-order) derivative of the query loss through ``steps`` proximal GD steps
-    from ``theta`` (``lam = 0``: MAML's plain GD), the reference the implicit gradient approximates."""
+    from ``theta`` (``lam = 0``: MAML's plain GD; ``line_search``: the backtracking solve of
+    :func:`metaloop.core.implicit.proximal_descent`, differentiated along the steps it accepted),
+    the reference the implicit gradient approximates."""
     leaf = {n: t.clone().requires_grad_() for n, t in theta.items()}
-    phi = dict(leaf)
-    for _ in range(steps):
-        grads = torch.autograd.grad(F.cross_entropy(algo.forward_fn(phi, sx), sy), list(phi.values()),
-                                    create_graph=True)
-        phi = {n: phi[n] - lr * (g + lam * (phi[n] - leaf[n])) for n, g in zip(phi, grads, strict=True)}
+
+    def value_and_grad(phi):
+        value = F.cross_entropy(algo.forward_fn(phi, sx), sy)
+        grads = torch.autograd.grad(value, list(phi.values()), create_graph=True)
+        return value, dict(zip(phi, grads, strict=True))
+
+    phi = proximal_descent(value_and_grad, leaf, lr, lam, steps, line_search)
     loss = F.cross_entropy(algo.forward_fn(phi, qx), qy)
     return dict(zip(leaf, torch.autograd.grad(loss, list(leaf.values())), strict=True))

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from metaloop.algorithms.registry import register
-from metaloop.core.implicit import implicit_task_gradients
+from metaloop.core.implicit import implicit_task_gradients, proximal_descent
 from metaloop.core.inner import Params
 from metaloop.core.learner import GradientLearner
 from metaloop.core.strategies import resolve_strategy
@@ -36,7 +36,19 @@ class IMAML(GradientLearner):
     unguarded step along such a direction returned meta-gradients up to 64x the query gradient's
     norm, uncorrelated with the exact derivative (``benchmarks/imaml_diagnose.py``). Where ``A``
     is positive definite the guard never fires and the solve is the plain CG one.
-    ``cg_min_curvature=None`` disables the guard (the old behaviour)."""
+    ``cg_min_curvature=None`` disables the guard (the old behaviour).
+
+    ``inner_line_search`` (default off: plain GD with step ``inner_lr``) backtracks the inner step
+    whenever it fails to decrease the proximal objective (Armijo; see
+    :func:`metaloop.core.implicit.proximal_descent`). The implicit gradient is that of a *fixed
+    point*; plain GD with a fixed step is one only while ``inner_lr (h_max + lam) < 2``, and
+    meta-training sharpens the support loss past that bound (Omniglot: ``h_max`` 15-42 at init,
+    up to 161 after 600 iterations, bound 18), after which the inner solve oscillates and the
+    meta-gradient no longer describes it (``benchmarks/imaml_inner_probe.py``).
+
+    ``meta_gradient="unrolled"`` replaces the implicit gradient by the exact derivative of the
+    same ``inner_steps``-step solve (backpropagation through it, memory growing with the steps):
+    a diagnostic upper bound on what a better implicit approximation could give, not iMAML."""
 
     supported_strategies = ("auto", "loop", "vmap")
 
@@ -50,6 +62,8 @@ class IMAML(GradientLearner):
         cg_min_curvature: float | None = 0.0,
         inner_lr: float = 0.1,
         inner_steps: int = 10,
+        inner_line_search: bool = False,
+        meta_gradient: str = "implicit",
         **kwargs,
     ) -> None:
         if lam <= 0 or cg_steps < 1:
@@ -58,6 +72,8 @@ class IMAML(GradientLearner):
             raise ValueError(f"cg_lam must be > 0 (or None for lam), got {cg_lam}")
         if cg_min_curvature is not None and cg_min_curvature < 0:
             raise ValueError(f"cg_min_curvature must be >= 0 (or None), got {cg_min_curvature}")
+        if meta_gradient not in ("implicit", "unrolled"):
+            raise ValueError(f"meta_gradient must be 'implicit' or 'unrolled', got {meta_gradient!r}")
         if kwargs.get("first_order"):
             raise ValueError("iMAML's meta-gradient is implicit; first_order does not apply")
         super().__init__(model, inner_lr=inner_lr, inner_steps=inner_steps, **kwargs)
@@ -65,6 +81,8 @@ class IMAML(GradientLearner):
         self.cg_steps = int(cg_steps)
         self.cg_lam = self.lam if cg_lam is None else float(cg_lam)
         self.cg_min_curvature = None if cg_min_curvature is None else float(cg_min_curvature)
+        self.inner_line_search = bool(inner_line_search)
+        self.meta_gradient = meta_gradient
 
     def _split(self, params: Params) -> tuple[Params, Params]:
         adapted = {n: params[n] for n in self.adapted_names}
@@ -77,15 +95,18 @@ class IMAML(GradientLearner):
         return loss
 
     def _solve_inner(self, theta: Params, x: Tensor, y: Tensor, steps: int) -> Params:
-        """Gradient descent on the proximal objective, graph-free (Eq. 4)."""
+        """Gradient descent on the proximal objective, graph-free (Eq. 4), with the Armijo
+        backtracking of :func:`proximal_descent` where ``inner_line_search``."""
         anchor, rest = self._split(theta)
-        grad_fn = torch.func.grad(self._losses({}, x, y))
-        phi = dict(anchor)
-        for _ in range(steps):
-            g = grad_fn(phi, rest)
-            phi = {
-                n: phi[n] - self.inner_lr * (g[n] + self.lam * (phi[n] - anchor[n])) for n in phi
-            }
+        vg = torch.func.grad_and_value(self._losses({}, x, y))
+
+        def value_and_grad(phi: Params):
+            g, value = vg(phi, rest)
+            return value, g
+
+        phi = proximal_descent(
+            value_and_grad, anchor, self.inner_lr, self.lam, steps, self.inner_line_search
+        )
         return {**rest, **phi}
 
     def adapt(self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None) -> Params:
@@ -111,9 +132,31 @@ class IMAML(GradientLearner):
             min_curvature=self.cg_min_curvature,
         )
 
+    def _unrolled_task(self, params: Params, sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor):
+        """Query loss after the inner solve, differentiable through every step."""
+        anchor, rest = self._split(params)
+        support = self._losses({}, sx, sy)
+
+        def value_and_grad(phi: Params):
+            value = support(phi, rest)
+            grads = torch.autograd.grad(value, list(phi.values()), create_graph=True)
+            return value, dict(zip(phi, grads, strict=True))
+
+        phi = proximal_descent(
+            value_and_grad, anchor, self.inner_lr, self.lam, self.inner_steps, self.inner_line_search
+        )
+        return self.loss(self.forward_fn({**rest, **phi}, qx), qy)
+
     def meta_loss(self, batch: EpisodeBatch) -> Tensor:
         if not self.training:
             return super().meta_loss(batch)
+        if self.meta_gradient == "unrolled":
+            params = self.meta_params()
+            return torch.stack([
+                self._unrolled_task(params, batch.support_x[i], batch.support_y[i],
+                                    batch.query_x[i], batch.query_y[i])
+                for i in range(len(batch))
+            ]).mean()
         strategy = resolve_strategy(self, batch, self.supported_strategies)
         params = self.meta_params()
         self._trainable = {n for n, p in params.items() if p.requires_grad}
