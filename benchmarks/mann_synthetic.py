@@ -1,6 +1,7 @@
 """MANN on a synthetic binding task: how long until the memory is used at all?
 
-    python benchmarks/mann_synthetic.py [--iterations 6000] [--key-strength] [--out JSON]
+    python benchmarks/mann_synthetic.py [--iterations 6000] [--key-strength [--initial-key-strength 10]]
+        [--out JSON]
 
 Each episode has 5 classes, each a random 64-d prototype; support and query examples are the
 prototype plus Gaussian noise (std 0.3), so classes are trivially separable and no embedding has to
@@ -48,11 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--meta-batch", type=int, default=16)
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--key-strength", action="store_true", help="NTM read sharpness (see memory.py)")
+    ap.add_argument("--initial-key-strength", type=float, default=None,
+                    help="where that sharpness starts (needs --key-strength; default PyTorch's, ~1.7)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
-    model = MANN(WAYS, nn.Flatten(), input_shape=(DIM,), key_strength=args.key_strength)
+    model = MANN(WAYS, nn.Flatten(), input_shape=(DIM,), key_strength=args.key_strength,
+                 initial_key_strength=args.initial_key_strength)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     g, test_g = torch.Generator().manual_seed(args.seed), torch.Generator().manual_seed(10_000)
     test = synthetic_batch(200, 1, test_g)
@@ -72,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
                           "cpu_s": time.process_time() - cpu0})
             print(json.dumps(curve[-1]), flush=True)
     if args.out:
-        atomic_write_json(args.out, {"key_strength": args.key_strength, "meta_batch": args.meta_batch,
+        atomic_write_json(args.out, {"key_strength": args.key_strength,
+                                     "initial_key_strength": args.initial_key_strength,
+                                     "meta_batch": args.meta_batch,
                                      "noise": NOISE, "dim": DIM, "curve": curve})
 
 

@@ -13,6 +13,7 @@ each query on its own copy, so queries never see each other (and never a query l
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,7 @@ from metaloop.modelbased.episode_sequence import (
     shuffle_support,
 )
 from metaloop.modelbased.memory import LRUMemory, MemoryState
+from metaloop.nets import StandardizedConv4
 from metaloop.tasks.episode import EpisodeBatch
 
 
@@ -50,21 +52,26 @@ class MANNState:
 class MANN(Algorithm):
     """LSTM controller + LRU memory. Paper sizes: 200 LSTM units, 128 x 40 memory, 4 read heads.
 
-    ``embedding=None`` uses a Conv-4 embedding of 28x28 images; pass ``nn.Flatten()`` with
-    ``input_shape`` for the paper's flattened-pixel setting. ``key_strength=True`` adds the NTM's
-    learned read sharpness (see :meth:`LRUMemory.step`); the default reads exactly as eq. 3.
+    ``embedding=None`` (or ``"conv4"``) uses a batch-norm Conv-4 embedding of 28x28 images;
+    ``"conv4_standardized"`` adds a non-affine batch norm on its features
+    (:class:`~metaloop.nets.StandardizedConv4`); pass ``nn.Flatten()`` with ``input_shape`` for the
+    paper's flattened-pixel setting. ``key_strength=True`` adds the NTM's learned read sharpness
+    (see :meth:`LRUMemory.step`); the default reads exactly as eq. 3. ``initial_key_strength`` sets
+    where that sharpness starts: at PyTorch's default (about 1.7) a read spreads over all 128 slots
+    and the memory took thousands of iterations to carry any label (docs/model_based.md); starting
+    at 10 a matching slot dominates the read from the first iteration.
     """
 
-    def __init__(self, ways: int, embedding: nn.Module | None = None, *, in_channels: int = 1,
+    def __init__(self, ways: int, embedding: nn.Module | str | None = None, *, in_channels: int = 1,
                  image_size: int = 28, input_shape: tuple[int, ...] | None = None,
                  controller: int = 200, slots: int = 128, memory_dim: int = 40, heads: int = 4,
                  gamma: float = 0.95, support_loss_weight: float = 1.0,
-                 key_strength: bool = False) -> None:
+                 key_strength: bool = False, initial_key_strength: float | None = None) -> None:
         super().__init__()
         if ways < 2:
             raise ValueError(f"ways must be >= 2, got {ways}")
         self.ways = ways
-        self.embedding = embedding if embedding is not None else default_embedding(in_channels, image_size)
+        self.embedding = self._build_embedding(embedding, in_channels, image_size)
         features = embedding_dim(self.embedding, input_shape)
         self.memory = LRUMemory(slots, memory_dim, heads, gamma)
         self.controller = nn.LSTMCell(features + ways + heads * memory_dim, controller)
@@ -73,7 +80,26 @@ class MANN(Algorithm):
         self.output = nn.Linear(controller + heads * memory_dim, ways)
         # beta_t = 1 + softplus(W h_t) per head (NTM eq. 5); off = Santoro's eq. 3 exactly
         self.strength = nn.Linear(controller, heads) if key_strength else None
+        if initial_key_strength is not None:
+            if not key_strength:
+                raise ValueError("initial_key_strength needs key_strength=True (there is no strength to set)")
+            if not initial_key_strength > 1:
+                raise ValueError(f"initial_key_strength must be > 1 (beta = 1 + softplus), "
+                                 f"got {initial_key_strength}")
+            with torch.no_grad():  # beta = 1 + softplus(W h + b) starts near the target for small W h
+                self.strength.bias.fill_(math.log(math.expm1(initial_key_strength - 1)))
         self.support_loss_weight = support_loss_weight
+
+    @staticmethod
+    def _build_embedding(embedding: nn.Module | str | None, in_channels: int, image_size: int) -> nn.Module:
+        if isinstance(embedding, nn.Module):
+            return embedding
+        if embedding is None or embedding == "conv4":
+            return default_embedding(in_channels, image_size)
+        if embedding == "conv4_standardized":
+            return StandardizedConv4(in_channels, image_size=image_size)
+        raise ValueError(f"unknown embedding {embedding!r}; "
+                         "use 'conv4', 'conv4_standardized' or an nn.Module")
 
     def initial_state(self, batch: int, like: Tensor) -> MANNState:
         size = self.controller.hidden_size

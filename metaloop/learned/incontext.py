@@ -76,12 +76,11 @@ def standardized_conv4(in_channels: int, d_model: int) -> nn.Sequential:
     Batch statistics mix the images of a meta-batch only in training (as in every BN-trained
     few-shot network); in ``eval()`` each image is embedded alone with the running statistics.
     """
-    from metaloop.nets import Conv4
+    from metaloop.nets import StandardizedConv4
 
-    conv = Conv4(in_channels, norm="batch")
-    features = conv.embedding_dim
-    return nn.Sequential(conv, nn.BatchNorm1d(features, affine=False),
-                         nn.Linear(features, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+    standardized = StandardizedConv4(in_channels)  # unpacked: parameter names stay 0.* and 1.*
+    features = standardized.embedding_dim
+    return nn.Sequential(*standardized, nn.Linear(features, d_model), nn.GELU(), nn.Linear(d_model, d_model))
 
 
 class InContextTransformer(nn.Module):

@@ -67,3 +67,62 @@ def test_accuracy_by_instance_ci_averages_episodes_and_skips_missing_indices():
     # index 3 occurs only in episode 1 (position 2, wrong) -> 0 %, one episode -> CI 0
     assert acc[3] == (0.0, 0.0)
     assert 4 not in acc
+
+
+def _read_weights_on_a_stored_row(strength: float | None) -> float:
+    """Read weight that a key equal to memory row 7 puts on row 7, nothing written this step."""
+    from metaloop.modelbased.memory import LRUMemory
+
+    memory = LRUMemory(slots=128, dim=40, heads=1)
+    state = memory.initial_state(1)
+    state.memory = torch.randn(1, 128, 40, generator=torch.Generator().manual_seed(0))
+    state.least_used = torch.zeros(1, 128)  # with no read weights either, the write is empty
+    key = state.memory[:, 7:8].clone()
+    beta = None if strength is None else torch.full((1, 1), strength)
+    _, new = memory.step(state, key, torch.zeros(1, 1), beta)
+    return float(new.read_weights[0, 0, 7])
+
+
+def test_initial_key_strength_lets_a_matching_slot_dominate_the_read():
+    from metaloop.algorithms.mann import MANN
+
+    model = MANN(5, torch.nn.Flatten(), input_shape=(6,), key_strength=True, initial_key_strength=10.0)
+    with torch.no_grad():
+        model.strength.weight.zero_()
+    beta = 1 + torch.nn.functional.softplus(model.strength(torch.randn(3, model.controller.hidden_size)))
+    torch.testing.assert_close(beta, torch.full((3, 4), 10.0))
+    default = 1 + torch.nn.functional.softplus(MANN(5, torch.nn.Flatten(), input_shape=(6,),
+                                                    key_strength=True).strength.bias).mean().detach()
+    # eq. 3's plain cosine softmax (or PyTorch's default beta ~ 1.7) spreads the read over 128 slots
+    assert _read_weights_on_a_stored_row(None) < 0.05
+    assert _read_weights_on_a_stored_row(float(default)) < 0.1
+    assert _read_weights_on_a_stored_row(10.0) > 0.5
+
+
+def test_initial_key_strength_and_embedding_reject_bad_values():
+    from metaloop.algorithms.mann import MANN
+
+    flat = {"embedding": torch.nn.Flatten(), "input_shape": (6,)}
+    with pytest.raises(ValueError, match="needs key_strength=True"):
+        MANN(5, initial_key_strength=10.0, **flat)
+    with pytest.raises(ValueError, match="must be > 1"):
+        MANN(5, key_strength=True, initial_key_strength=1.0, **flat)
+    with pytest.raises(ValueError, match="'conv4', 'conv4_standardized'"):
+        MANN(5, "resnet")
+
+
+def test_standardized_embedding_feeds_the_controller_standardized_features():
+    from metaloop.algorithms.mann import MANN
+
+    torch.manual_seed(0)
+    model = MANN(5, "conv4_standardized", controller=8, slots=8, memory_dim=4, heads=2)
+    x = torch.rand(20, 1, 28, 28)
+    model.train()
+    with torch.no_grad():
+        z = model.embedding(x)
+        raw = model.embedding[0](x)
+    assert float(raw.min()) >= 0  # ReLU-pooled Conv-4 features share a large positive component
+    torch.testing.assert_close(z.mean(0), torch.zeros(64), atol=1e-4, rtol=0)
+    assert 0.9 < float(z.std(0).mean()) < 1.1
+    model.eval()  # running statistics: each image embedded alone
+    torch.testing.assert_close(model.embedding(x[:1]), model.embedding(x)[:1])
