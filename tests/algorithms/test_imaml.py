@@ -169,22 +169,8 @@ def test_preset_inner_solver_descends_its_proximal_objective():
     """The shipped Omniglot preset's inner step size must make 16 GD steps *decrease*
     ``L_s(phi) + lam/2 ||phi - theta||^2``: a diverged solve (step 0.4 multiplied the objective
     by ~20 here) leaves iMAML at chance while every gradient check still passes."""
-    from metaloop.config import build, load_config
-
-    config = load_config("imaml_omniglot_5w1s")
-    torch.manual_seed(0)
-    algo = build.build_algorithm(config, build.build_model(config))
-    theta = {n: p.detach() for n, p in algo.meta_params().items()}
-    g = torch.Generator().manual_seed(0)
-
-    def objective(phi, x, y):
-        prox = sum(((phi[n] - theta[n]) ** 2).sum() for n in theta)
-        return float(algo.loss(algo.forward_fn(phi, x), y) + algo.lam / 2 * prox)
-
-    ways = config.tasks.ways
-    for _ in range(3):  # sparse binary strokes, Omniglot-shaped
-        x = (torch.rand(ways, 1, 28, 28, generator=g) < 0.2).float()
-        y = torch.arange(ways)
+    algo, theta, objective, tasks = _preset_proximal_problem()
+    for x, y in tasks(3):
         phi = algo._solve_inner(theta, x, y, algo.inner_steps)
         assert objective(phi, x, y) < objective(theta, x, y)
 
@@ -302,23 +288,32 @@ def test_preset_inner_solver_never_increases_its_proximal_objective():
     curvature higher, so the 16-step phi was no fixed point and the implicit meta-gradient lost its
     meaning; test_preset_inner_solver_descends_its_proximal_objective, comparing only the end
     points, passed all along."""
+    algo, theta, objective, tasks = _preset_proximal_problem()
+    assert algo.inner_line_search
+    for x, y in tasks(2):
+        values = [objective(algo._solve_inner(theta, x, y, k), x, y) for k in range(algo.inner_steps + 1)]
+        assert all(b <= a for a, b in zip(values, values[1:], strict=False)), values
+        assert values[-1] < 0.25 * values[0]
+
+
+def _preset_proximal_problem():
+    """The Omniglot preset's iMAML at a fresh init, its proximal objective ``F(phi)`` at that
+    ``theta``, and Omniglot-shaped tasks (sparse binary strokes), all seeded."""
     from metaloop.config import build, load_config
 
     config = load_config("imaml_omniglot_5w1s")
     torch.manual_seed(0)
     algo = build.build_algorithm(config, build.build_model(config))
-    assert algo.inner_line_search
     theta = {n: p.detach() for n, p in algo.meta_params().items()}
     g = torch.Generator().manual_seed(0)
+    ways = config.tasks.ways
 
     def objective(phi, x, y):
         prox = sum(((phi[n] - theta[n]) ** 2).sum() for n in theta)
         return float(algo.loss(algo.forward_fn(phi, x), y) + algo.lam / 2 * prox)
 
-    ways = config.tasks.ways
-    for _ in range(2):  # sparse binary strokes, Omniglot-shaped
-        x = (torch.rand(ways, 1, 28, 28, generator=g) < 0.2).float()
-        y = torch.arange(ways)
-        values = [objective(algo._solve_inner(theta, x, y, k), x, y) for k in range(algo.inner_steps + 1)]
-        assert all(b <= a for a, b in zip(values, values[1:], strict=False)), values
-        assert values[-1] < 0.25 * values[0]
+    def tasks(n):
+        for _ in range(n):
+            yield (torch.rand(ways, 1, 28, 28, generator=g) < 0.2).float(), torch.arange(ways)
+
+    return algo, theta, objective, tasks
