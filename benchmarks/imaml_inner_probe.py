@@ -35,12 +35,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.imaml_probe import DEFAULT_WEIGHTS, load_probe, probe_batch  # noqa: E402
 from metaloop.config import build  # noqa: E402
-from metaloop.core.implicit import proximal_descent  # noqa: E402
+from metaloop.core.implicit import _dot, proximal_descent  # noqa: E402
 from metaloop.evaluate import evaluate  # noqa: E402
-
-
-def _dot(a, b):
-    return sum((a[n] * b[n]).sum() for n in a)
 
 
 def hessian_extremes(loss_fn, phi, iters: int = 30) -> tuple[float, float]:
