@@ -1,6 +1,7 @@
 """Speed and peak memory of the optimization learners against a learn2learn-style reference loop.
 
     python benchmarks/bench_optim.py [--quick] [--json] [--threads 2] [--repeats 3]
+    python benchmarks/bench_optim.py --conv4-maml split split:ckpt --inner-steps 5  # memory vs steps
 
 Workloads (cpu_speed_notes.md): Conv-4 Omniglot 5-way 1-shot, 15 queries, meta-batch 32, one
 second-order step (lr 0.4); and the sinusoid MLP 1-40-40-1, 10 shots + 10 queries, 25 tasks.
@@ -11,7 +12,9 @@ code). ``reference_ml`` runs the same loop on metaloop's Conv4 (same function, m
 so the table shows how much of the gain is the model's block order and how much the strategy.
 Every configuration runs in its own subprocess (so peak RSS is its own), configurations are
 interleaved over ``--repeats`` rounds (so machine load hits all alike), and the median iteration
-time of each is compared with the reference of its workload, in the same run.
+time of each is compared with the reference of its workload, in the same run. ``--inner-steps``
+sets both workloads' step count (the reference's too); a ``:ckpt`` strategy suffix turns on
+``checkpoint_steps`` (each inner step's graph recomputed in the backward pass, not stored).
 """
 
 from __future__ import annotations
@@ -175,6 +178,8 @@ def run_one(workload: str, algo_name: str, strategy: str, norm: str, iters: int)
         kwargs = dict(inner_lr=w["lr"], inner_steps=w["steps"], strategy=strategy, task=task)
         if option == "compile":
             kwargs["compile"] = True  # compiled during the warm-up step, not timed
+        if option == "ckpt":
+            kwargs["checkpoint_steps"] = True
         if algo_name == "reptile":
             kwargs["inner_steps"] = 5
         algo = get_algorithm(algo_name)(model, **kwargs)
@@ -230,9 +235,18 @@ def main(argv: list[str] | None = None) -> None:
         metavar="STRATEGY",
         help="only the Conv-4 reference and MAML with these strategies (e.g. split split:1)",
     )
+    ap.add_argument(
+        "--inner-steps",
+        type=int,
+        default=None,
+        help="inner steps of every configuration and the reference (default: each workload's 1)",
+    )
     ap.add_argument("--_one", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.inner_steps is not None:
+        for w in WORKLOADS.values():
+            w["steps"] = args.inner_steps
     if args._one:
         wl, algo, strat, norm, iters = args._one
         print(json.dumps(run_one(wl, algo, strat, norm, int(iters))))
@@ -251,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                 __file__,
                 "--threads",
                 str(args.threads),
+                *(["--inner-steps", str(args.inner_steps)] if args.inner_steps else []),
                 "--_one",
                 *c,
                 str(iters),
@@ -275,6 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         "load_avg_at_end": os.getloadavg(),
         "cpus": os.cpu_count(),
         "clock": args.clock,
+        "inner_steps": {k: w["steps"] for k, w in WORKLOADS.items()},
     }
     if args.out:
         atomic_write_text(Path(args.out), json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")

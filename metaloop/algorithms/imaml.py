@@ -74,6 +74,11 @@ class IMAML(GradientLearner):
             raise ValueError(f"cg_min_curvature must be >= 0 (or None), got {cg_min_curvature}")
         if meta_gradient not in ("implicit", "unrolled"):
             raise ValueError(f"meta_gradient must be 'implicit' or 'unrolled', got {meta_gradient!r}")
+        if kwargs.get("checkpoint_steps"):
+            raise ValueError(
+                "checkpoint_steps does not apply to iMAML: its implicit meta-gradient keeps no "
+                "inner-step graph (memory is already independent of inner_steps)"
+            )
         if kwargs.get("first_order"):
             raise ValueError("iMAML's meta-gradient is implicit; first_order does not apply")
         super().__init__(model, inner_lr=inner_lr, inner_steps=inner_steps, **kwargs)

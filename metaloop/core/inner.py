@@ -10,13 +10,22 @@ implementations of the same step:
   (batched strategy) and still lets ordinary autograd differentiate through it afterwards.
 
 They are tested against each other and against a clone-style reference in float64.
+
+Second-order memory grows with the number of steps (each step's graph is kept for the meta-gradient:
+the most reported problem with peer libraries, e.g. learn2learn#393). ``checkpoint=True`` in
+:func:`adapt_autograd` keeps only each step's input parameters and recomputes the step's graph
+during the backward pass (:func:`torch.utils.checkpoint.checkpoint`, non-reentrant, which supports
+the ``autograd.grad`` inside the step): the same meta-gradient for about one extra support forward
+and backward per step.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -56,19 +65,55 @@ def adapt_autograd(
     lrs: LearningRates,
     *,
     create_graph: bool,
+    checkpoint: bool = False,
+    recompute_context: Callable[[], contextlib.AbstractContextManager] | None = None,
 ) -> Params:
     """``steps`` gradient steps with ``torch.autograd.grad``.
 
     ``create_graph=True`` keeps the graph of every step (second-order MAML); ``False`` treats the
     inner gradients as constants (first-order MAML, Finn et al. 2017 Sec. 5.2), while the
     identity path ``phi = theta - const`` still carries the meta-gradient to ``theta``.
+    ``checkpoint=True`` (second order only; a no-op otherwise) stores each step's input instead of
+    its graph and recomputes the step in the backward pass, under ``recompute_context()`` when
+    given: the recomputation must run under the same modes (kernels, layouts) as the forward.
     """
+
+    def step(current: Params) -> Params:
+        loss = loss_fn(forward(current, x), y)
+        grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph)
+        return sgd_update(current, dict(zip(names, grads, strict=True)), lrs)
+
+    context_fn = torch.utils.checkpoint.noop_context_fn
+    if recompute_context is not None:
+
+        def context_fn():
+            return contextlib.nullcontext(), _Reenterable(recompute_context)
+
     with torch.enable_grad():
         for _ in range(steps):
-            loss = loss_fn(forward(params, x), y)
-            grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=create_graph)
-            params = sgd_update(params, dict(zip(names, grads, strict=True)), lrs)
+            if checkpoint and create_graph:
+                params = torch.utils.checkpoint.checkpoint(
+                    step, params, use_reentrant=False, context_fn=context_fn
+                )
+            else:
+                params = step(params)
     return params
+
+
+class _Reenterable:
+    """A context made fresh by ``factory`` at each entry: checkpointing may recompute twice."""
+
+    def __init__(self, factory: Callable[[], contextlib.AbstractContextManager]) -> None:
+        self.factory = factory
+        self.active: list[contextlib.AbstractContextManager] = []
+
+    def __enter__(self) -> None:
+        ctx = self.factory()
+        ctx.__enter__()
+        self.active.append(ctx)
+
+    def __exit__(self, *exc) -> None:
+        self.active.pop().__exit__(*exc)
 
 
 def adapt_func(

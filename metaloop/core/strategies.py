@@ -98,12 +98,13 @@ def resolve_strategy(
     if requested != "auto":
         return requested
     if batch.support_x.device.type == "cuda":
-        return "vmap"
+        return "loop" if learner.checkpoint_steps else "vmap"
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in learner.model.modules())
     if has_conv:
         return "split" if "split" in allowed else "loop"
     n_params = sum(p.numel() for p in learner.model.parameters())
-    return "vmap" if n_params <= VMAP_MAX_PARAMS_CPU else "loop"
+    small = n_params <= VMAP_MAX_PARAMS_CPU and not learner.checkpoint_steps
+    return "vmap" if small else "loop"
 
 
 def _task_adapter(learner: GradientLearner, params: dict[str, Tensor]):
@@ -201,9 +202,14 @@ def _autograd_support(learner: GradientLearner, params: dict[str, Tensor], chann
     """
     names, lrs = learner.adapted_names, learner.inner_lrs()
 
+    @contextlib.contextmanager
+    def modes():  # entered at the support step and again when checkpointing recomputes it
+        with native_batch_norm_kernel(), _layout(channels_last):
+            yield
+
     def support(sx: Tensor, sy: Tensor) -> dict[str, Tensor]:
         x = to_channels_last(sx[0]) if channels_last and sx[0].dim() == 4 else sx[0]
-        with native_batch_norm_kernel(), _layout(channels_last):
+        with modes():
             fast = adapt_autograd(
                 learner.forward_fn,
                 learner.loss,
@@ -214,6 +220,8 @@ def _autograd_support(learner: GradientLearner, params: dict[str, Tensor], chann
                 learner.inner_steps,
                 lrs,
                 create_graph=not learner.first_order,
+                checkpoint=learner.checkpoint_steps,
+                recompute_context=modes,
             )
         return {n: fast[n].unsqueeze(0) for n in names}
 
@@ -231,7 +239,13 @@ def meta_loss_split(learner: GradientLearner, batch: EpisodeBatch) -> Tensor:
     chunk_size = max(1, learner.split_chunk)
     mode = learner.split_support
     if mode == "auto":
-        mode = "autograd" if batch.query_x.device.type == "cpu" else "vmap"
+        cpu = batch.query_x.device.type == "cpu"
+        mode = "autograd" if cpu or learner.checkpoint_steps else "vmap"
+    if mode == "vmap" and learner.checkpoint_steps:
+        raise ValueError(
+            "checkpoint_steps=True needs split_support 'autograd' or 'auto': torch.utils."
+            "checkpoint does not run under vmap"
+        )
     if mode == "autograd":
         support = _autograd_support(learner, params, channels_last)
         chunk_size = 1
