@@ -17,6 +17,11 @@ backtracking one where ``algorithm.inner_line_search`` is true; the preset's def
   expands that direction by ``|1 - eta (h_max + lam)|`` per step, so the solve is not a fixed
   point and its exact derivative explodes.
 
+With ``--set algorithm.inner_solver=newton_cg`` the solve is the Newton-CG one
+(:func:`metaloop.core.implicit.proximal_newton_cg`; "steps" are then Newton steps and "rejected"
+counts Newton steps whose line search found no decrease). Each task's line also gives the CPU
+time of its ``steps``-step solve (single thread), the cost to compare solvers at.
+
 Then (unless ``--no-variants``) the test accuracy of the same weights on the preset's first
 ``--episodes`` fixed test episodes for other test-time inner settings (steps, step size, lambda).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -35,7 +41,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.imaml_probe import DEFAULT_WEIGHTS, load_probe, probe_batch  # noqa: E402
 from metaloop.config import build  # noqa: E402
-from metaloop.core.implicit import _dot, proximal_descent  # noqa: E402
+from metaloop.core.implicit import _dot  # noqa: E402
 from metaloop.evaluate import evaluate  # noqa: E402
 
 
@@ -75,9 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     config, sources, algo = load_probe(args.preset, args.weights, args.overrides)
     algo.train()
     lr, lam, steps = algo.inner_lr, algo.lam, algo.inner_steps
-    print(f"weights={args.weights} lr={lr} lam={lam} steps={steps} "
-          f"line_search={algo.inner_line_search}: plain GD stable iff h_max < "
-          f"2/lr - lam = {2 / lr - lam:.1f}", flush=True)
+    solver = getattr(algo, "inner_solver", "gd")
+    detail = (f"newton_cg cg_steps={algo.newton_cg_steps} min_curvature={algo.newton_min_curvature} "
+              f"backtracks={algo.newton_backtracks}" if solver == "newton_cg"
+              else f"line_search={algo.inner_line_search}")
+    print(f"weights={args.weights} lr={lr} lam={lam} steps={steps} solver={solver} {detail}: "
+          f"plain GD stable iff h_max < 2/lr - lam = {2 / lr - lam:.1f}", flush=True)
     batch = probe_batch(sources, args.tasks)
     theta = {n: p.detach() for n, p in algo.meta_params().items()}
     for i in range(len(batch)):
@@ -89,18 +98,17 @@ def main(argv: list[str] | None = None) -> None:
         def prox(p):
             return sloss(p) + lam / 2 * sum((p[n] - theta[n]).pow(2).sum() for n in p)
 
-        def value_and_grad(p):
-            g, v = torch.func.grad_and_value(sloss)(p)
-            return v, g
-
         objs, path = {}, []
         for k in [*range(steps + 1), 64]:
-            phi = proximal_descent(value_and_grad, theta, lr, lam, k, algo.inner_line_search)
+            start = time.process_time()
+            with torch.no_grad():
+                phi = algo._solve_inner(theta, sx, sy, k)
+            cpu = time.process_time() - start
             path.append(float(prox(phi)))
             if k in (0, 4, 8, steps, 64):
                 objs[k] = path[-1]
             if k == steps:
-                phi16 = phi
+                phi16, cpu16 = phi, cpu
         # a rejected (backtracked) step leaves phi, hence F, exactly unchanged
         rejected = sum(b == a for a, b in zip(path[:steps], path[1:steps + 1], strict=True))
         grad_f = torch.func.grad(prox)
@@ -109,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         acc = float((algo.forward_fn(phi16, sx).argmax(-1) == sy).float().mean())
         print(f"task {i}: F " + " ".join(f"{k}:{v:.3f}" for k, v in objs.items())
               + f" | rejected {rejected}/{steps} | resid16/resid0 {res16 / res0:.3f} | "
-              f"support acc {acc:.2f} | H at phi16: h_max {h_max:.1f} h_min {h_min:.2f} | expansion/step "
+              f"support acc {acc:.2f} | solve {1000 * cpu16:.0f} CPU ms | H at phi16: h_max {h_max:.1f} "
+              f"h_min {h_min:.2f} | expansion/step "
               f"{abs(1 - lr * (h_max + lam)):.2f}", flush=True)
     if args.no_variants:
         return
