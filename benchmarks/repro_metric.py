@@ -3,6 +3,8 @@
     python benchmarks/repro_metric.py protonet_omniglot_5w1s \
         [--budget-min 40] [--iterations N] [--resume] [--threads 1] [--set key=value ...]
     python benchmarks/repro_metric.py benchmarks/configs/siamese_omniglot_lake.yaml   # pair training
+    python benchmarks/repro_metric.py relation_omniglot_20w1s \
+        --init-from benchmarks/results/relation_omniglot_5w1s.ckpt   # two-stage: warm start
 
 Episodic presets (a name from ``metaloop presets`` or a YAML path) are read and validated by the
 engine's ``load_config`` and built by ``metaloop.config.build`` as in ``metaloop train``; a Conv-4
@@ -13,7 +15,10 @@ whichever comes first; the state (model, optimizer, schedule, curve) is checkpoi
 validation, so re-running the same command with ``--resume`` continues where it stopped. The best
 meta-val state is scored on fixed meta-test episodes (mean ± 95 % CI; scored with
 ``evaluate_embedded``, equal to ``evaluate``); wall and CPU time are recorded with the validation
-curve in ``benchmarks/results/<preset>.json``.
+curve in ``benchmarks/results/<preset>.json``. ``--init-from WEIGHTS`` starts a fresh run from
+another run's weights (a ``.ckpt`` of this script gives its best meta-val state; ``repro_optim``
+``.pt`` files and plain state dicts also work): every tensor whose name and shape match is copied,
+the optimizer and schedule start fresh, and the JSON records the source (a two-stage row).
 """
 
 from __future__ import annotations
@@ -142,6 +147,23 @@ def plan_from_pairs(path: Path, root: str | None) -> Plan:
                 cfg.get("seed", 0), tests)
 
 
+def warm_start(algo: torch.nn.Module, weights: Path) -> dict:
+    """Copy into ``algo`` the matching tensors of ``weights``; what was loaded and how it was trained."""
+    from benchmarks.score_trained import read_state
+    from metaloop.engine.transfer import load_matching
+
+    state, info = read_state(Path(weights))
+    # FastConv4 stores the Conv4 under ``conv4.``: match names with that segment dropped on both sides
+    own = {k.replace(".conv4.", "."): k for k in algo.state_dict()}
+    state = {own.get(k.replace(".conv4.", "."), k): v for k, v in state.items()}
+    report = load_matching(algo, state)
+    if report.missing or report.unexpected:
+        raise ValueError(f"{weights} does not fit this learner: missing {report.missing[:5]}, "
+                         f"unexpected {report.unexpected[:5]}")
+    return {"init_from": str(weights), **{f"init_{k}": v for k, v in info.items()},
+            "fresh": report.shape_mismatch}
+
+
 def is_pair_config(preset: str) -> bool:
     path = Path(preset)
     return path.is_file() and bool((yaml.safe_load(path.read_text()) or {}).get("train", {}).get("pairs"))
@@ -158,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test-episodes", type=int, default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides (presets) (repeatable, as in metaloop train)")
+    ap.add_argument("--init-from", type=Path, default=None, metavar="WEIGHTS",
+                    help="warm start a fresh run from these weights (ignored when --resume finds a "
+                    "checkpoint)")
     ap.add_argument("--no-fast", action="store_true", help="plain Conv4 instead of the FastConv4 view")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="FastConv4 convolutions in bf16 autocast (results get a _bf16 suffix)")
@@ -183,6 +208,11 @@ def main(argv: list[str] | None = None) -> None:
         sched.load_state_dict(ck["sched"])
         g.set_state(ck["rng"])
         state, best_state = ck["state"], ck["best_state"]
+        if args.init_from:
+            print(f"--init-from ignored: resuming {ckpt_path}", flush=True)
+    elif args.init_from:
+        state["init"] = warm_start(algo, args.init_from)
+        print(f"warm start: {json.dumps(state['init'])}", flush=True)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     base_wall, base_cpu = state["train_seconds"], state["cpu_seconds"]
     budget = args.budget_min * 60 if args.budget_min else float("inf")
@@ -230,7 +260,11 @@ def main(argv: list[str] | None = None) -> None:
            "train_wall_s": state["train_seconds"],
            "train_cpu_s": state["cpu_seconds"], "threads": torch.get_num_threads(),
            "best_val": state["best"], "curve": state["curve"], "test": results,
-           "command": f"python benchmarks/repro_metric.py {args.preset} --resume",
+           **({"init": state["init"]} if state.get("init") else {}),
+           "command": " ".join(["python benchmarks/repro_metric.py", args.preset,
+                                *[f"--set {o}" for o in args.overrides],
+                                *([f"--precision {args.precision}"] if args.precision != "fp32" else []),
+                                "--resume"]),
            "host_cpus": os.cpu_count()}
     atomic_write_text(out_path, json.dumps(out, indent=1))
     print(f"wrote {out_path}" + ("" if finished else f" (partial: {state['iteration']}/{plan.iterations}"

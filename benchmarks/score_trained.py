@@ -11,6 +11,9 @@ is scored by ``metaloop.evaluate.evaluate`` on the saved episode set that every 
 uses (``benchmarks/results/episodes/omniglot-vinyals-test-5w{K}s15q-600ep-seed0.pt``). The result
 goes next to the baselines' results in the same format, so ``repro_baselines.py table`` lists all
 methods side by side. A learner trained with K=1 and scored with ``--shots 5`` is labelled so.
+A learner trained with ``--set`` overrides is rebuilt with the same ``--set`` (a ``name=`` override
+also names the result file), e.g. ``score_trained.py matching_omniglot_20w1s W --ways 20 --set
+algorithm.scale=10.0 --set name=matching_omniglot_20w1s_scale10``.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def read_state(path: Path) -> tuple[dict, dict]:
     raise ValueError(f"{path}: no learner state found (keys: {sorted(blob)[:8]})")
 
 
-def build_learner(preset: str):
+def build_learner(preset: str, overrides: list[str] | None = None):
     """``(algorithm, name, shots, ways it was trained with)`` for an engine preset or a pair config."""
     from benchmarks.repro_metric import is_pair_config, siamese_from_config
 
@@ -64,13 +67,13 @@ def build_learner(preset: str):
 
         cfg = yaml.safe_load(Path(preset).read_text())
         return siamese_from_config(cfg), cfg["algorithm"], None, None
-    config = load_config(preset)
+    config = load_config(preset, list(overrides or []))
     algo = build_algorithm(config, build_model(config))
     return algo, config.algorithm.name, config.tasks.shots, config.tasks.ways
 
 
-def load_learner(preset: str, weights: Path):
-    algo, name, shots, ways = build_learner(preset)
+def load_learner(preset: str, weights: Path, overrides: list[str] | None = None):
+    algo, name, shots, ways = build_learner(preset, overrides)
     state, info = read_state(weights)
     # FastConv4 (repro_metric's training view) stores the Conv4 under ``conv4.``: match names with
     # that segment dropped on both sides, so either kind of checkpoint fits either kind of learner
@@ -94,10 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="adaptation steps (gradient learners)")
     ap.add_argument("--label", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="config overrides the learner was trained with (as in repro_metric --set); "
+                    "a name=... override also names the result file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    (algo_name, trained_shots, trained_ways), algo, info = load_learner(args.preset, args.weights)
-    preset_name = Path(args.preset).stem
+    (algo_name, trained_shots, trained_ways), algo, info = load_learner(args.preset, args.weights,
+                                                                        args.overrides)
+    names = [o.split("=", 1)[1] for o in args.overrides if o.startswith("name=")]
+    preset_name = names[-1] if names else Path(args.preset).stem
     splits = load_splits("omniglot", "vinyals", 28, 1)
     spec = {"ways": args.ways, "shots": args.shots, "queries": 15, "seed": 0}
     episodes = episode_set(splits.test, spec, args.episodes)
@@ -114,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "preset": {"name": preset_name, "algorithm": algo_name, "label": f"meta-learner: {label}",
                    "dataset": "omniglot", "split": "vinyals", "ways": args.ways, "shots": args.shots,
                    "queries": 15, "episodes": args.episodes, "seed": 0,
-                   "trained_with": args.preset, "weights": str(args.weights)},
+                   "trained_with": args.preset, "weights": str(args.weights),
+                   **({"overrides": args.overrides} if args.overrides else {})},
         "result": result.to_dict(),
         "cpu_seconds": cpu,
         "info": {"training": info, "steps": args.steps},

@@ -39,3 +39,12 @@ def test_fastconv4_prefix_is_mapped_and_wrong_weights_are_refused(tmp_path):
         assert torch.equal(v, algo.state_dict()[k] + 1)
     with pytest.raises(ValueError, match="does not fit preset"):
         load_learner("maml_omniglot_5w1s", tmp_path / "p.pt")
+
+
+def test_overrides_the_learner_was_trained_with_are_applied(tmp_path):
+    algo = _algo("matching_omniglot_20w1s")
+    torch.save(algo.state_dict(), tmp_path / "m.pt")
+    (_, _, ways), loaded, _ = load_learner("matching_omniglot_20w1s", tmp_path / "m.pt",
+                                           ["algorithm.scale=10.0"])
+    assert ways == 20 and loaded.scale == 10.0
+    assert load_learner("matching_omniglot_20w1s", tmp_path / "m.pt")[1].scale == 1.0
