@@ -100,7 +100,8 @@ class GradientLearner(Algorithm):
         self.split_chunk = 4
         #: ``split``'s support step: ``"vmap"`` (chunks of ``split_chunk`` tasks), ``"autograd"``
         #: (one task at a time, native batch norm, NHWC: the least memory, see strategies module)
-        #: or ``"auto"``: autograd for CPU batches, vmap elsewhere (batching over tasks pays on GPUs).
+        #: or ``"auto"``: autograd for CPU batches or with ``checkpoint_steps``, vmap elsewhere
+        #: (batching over tasks pays on GPUs).
         self.split_support = "auto"
         self.use_compile = bool(compile)
         self._compiled_vmap = None

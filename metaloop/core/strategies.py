@@ -75,7 +75,8 @@ def resolve_strategy(
 
     ``auto``: native batch norm → ``loop``; CUDA → ``vmap``; CPU: a model with convolutions →
     ``split`` if allowed else ``loop`` (per-task convolutions beat grouped ones on CPU), otherwise
-    ``vmap`` up to :data:`VMAP_MAX_PARAMS_CPU` parameters.
+    ``vmap`` up to :data:`VMAP_MAX_PARAMS_CPU` parameters. With ``checkpoint_steps`` (which
+    ``torch.utils.checkpoint`` cannot run under vmap) ``loop`` takes the place of ``vmap``.
     """
     requested = learner.strategy
     if requested not in allowed:
