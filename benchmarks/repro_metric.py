@@ -10,7 +10,8 @@ Episodic presets (a name from ``metaloop presets`` or a YAML path) are read and 
 engine's ``load_config`` and built by ``metaloop.config.build`` as in ``metaloop train``; a Conv-4
 with max-pooling and batch norm runs through ``FastConv4`` (same parameters and function, faster on
 CPU; ``--no-fast`` turns it off). Siamese verification training (pairs, not episodes) reads its own
-config under ``benchmarks/configs/``. Training stops at the iteration count or the time budget,
+config under ``benchmarks/configs/`` (``--set`` there takes only keys the file holds, e.g.
+``--set val.every=50``). Training stops at the iteration count or the time budget,
 whichever comes first; the state (model, optimizer, schedule, curve) is checkpointed at every
 validation, so re-running the same command with ``--resume`` continues where it stopped. The best
 meta-val state is scored on fixed meta-test episodes (mean ± 95 % CI; scored with
