@@ -60,7 +60,12 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
     if init_from is not None:  # e.g. 5-way weights into the 20-way learner: all but the head
         from benchmarks.score_trained import read_state  # every weight format our scripts write
 
-        transfer = load_matching(algorithm, read_state(init_from)[0], init_rename)
+        saved = read_state(init_from)[0]
+        widen = getattr(algorithm, "widen_state", None)  # MANN: keep the controller across ways
+        if widen is not None and saved.get("output.weight", torch.empty(0)).shape[:1] != (algorithm.ways,):
+            saved = widen(saved)
+            print(f"init from {init_from}: widened to {algorithm.ways} ways", flush=True)
+        transfer = load_matching(algorithm, saved, init_rename)
         print(f"init from {init_from}: {transfer.summary()}", flush=True)
     optimizer = build.build_optimizer(config, algorithm.parameters())
     total = tr.iterations if iterations is None else iterations

@@ -90,6 +90,36 @@ class MANN(Algorithm):
                 self.strength.bias.fill_(math.log(math.expm1(initial_key_strength - 1)))
         self.support_loss_weight = support_loss_weight
 
+    def widen_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A saved state of this MANN with fewer ways, mapped onto this one (e.g. 5-way → 20-way).
+
+        The label enters the controller between the features and the reads, so a plain
+        name-and-shape transfer must drop the whole controller input matrix; this keeps its feature
+        and read columns and the old labels' columns, and the old classes' output rows. The new
+        labels' columns and output rows start at zero: on an episode that uses only the old labels
+        the widened model gives the old logits, and each new label's weights get their own
+        gradient from the episodes where it appears.
+        """
+        own = self.state_dict()
+        old_ways = state["output.weight"].shape[0]
+        if not 2 <= old_ways <= self.ways:
+            raise ValueError(f"widen_state maps fewer ways onto {self.ways}; the state has {old_ways}")
+        features = own["controller.weight_ih"].shape[1] - self.ways - self.memory.heads * self.memory.dim
+        widened = dict(state)
+        w_ih = torch.zeros_like(own["controller.weight_ih"])
+        saved = state["controller.weight_ih"]
+        if saved.shape[1] != features + old_ways + self.memory.heads * self.memory.dim:
+            raise ValueError(f"controller.weight_ih {tuple(saved.shape)} does not fit this MANN's "
+                             f"{features} features and memory reads (different embedding or memory?)")
+        w_ih[:, :features + old_ways] = saved[:, :features + old_ways]
+        w_ih[:, features + self.ways:] = saved[:, features + old_ways:]
+        widened["controller.weight_ih"] = w_ih
+        for name in ("output.weight", "output.bias"):
+            grown = torch.zeros_like(own[name])
+            grown[:old_ways] = state[name]
+            widened[name] = grown
+        return widened
+
     @staticmethod
     def _build_embedding(embedding: nn.Module | str | None, in_channels: int, image_size: int) -> nn.Module:
         if isinstance(embedding, nn.Module):

@@ -126,3 +126,28 @@ def test_standardized_embedding_feeds_the_controller_standardized_features():
     assert 0.9 < float(z.std(0).mean()) < 1.1
     model.eval()  # running statistics: each image embedded alone
     torch.testing.assert_close(model.embedding(x[:1]), model.embedding(x)[:1])
+
+
+def test_widened_state_keeps_the_old_ways_logits_and_starts_new_labels_at_zero():
+    small, wide = make("mann", ways=3).eval(), make("mann", ways=5).eval()
+    with torch.no_grad():  # a non-trivial "trained" state, so a misplaced column would show
+        for p in small.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    wide.load_state_dict(wide.widen_state(small.state_dict()))
+    ep = episode()  # labels 0..2 only: the old ways
+    old, new = small.adapt(ep.support_x, ep.support_y), wide.adapt(ep.support_x, ep.support_y)
+    torch.testing.assert_close(new.support_logits[..., :3], old.support_logits, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(wide.predict(new, ep.query_x)[..., :3], small.predict(old, ep.query_x),
+                               rtol=1e-12, atol=1e-12)
+    new_ways = wide.predict(new, ep.query_x)[..., 3:]
+    assert torch.equal(new_ways, torch.zeros_like(new_ways))
+
+
+def test_widen_state_refuses_more_ways_and_another_embedding():
+    small, wide = make("mann", ways=3), make("mann", ways=5)
+    with pytest.raises(ValueError, match="fewer ways"):
+        small.widen_state(wide.state_dict())
+    state = small.state_dict()
+    state["controller.weight_ih"] = state["controller.weight_ih"][:, 1:]
+    with pytest.raises(ValueError, match="does not fit"):
+        wide.widen_state(state)
