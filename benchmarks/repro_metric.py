@@ -126,17 +126,17 @@ def pair_config(path: Path, overrides: list[str] = ()) -> tuple[dict, str]:
 
     cfg, name = yaml.safe_load(path.read_text()), path.stem
     for assignment in overrides:
-        key = assignment.split("=", 1)[0].strip()
-        if key == "name":
-            name = str(assignment.split("=", 1)[1]).strip()
+        key, has_value, value = (part.strip() for part in assignment.partition("="))
+        if has_value and key == "name":
+            name = value
             continue
         node, parts = cfg, key.split(".")
         for part in parts[:-1]:
             node = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or parts[-1] not in node:
+        if has_value and (not isinstance(node, dict) or parts[-1] not in node):
             raise ConfigError(f"--set {key}: {path.name} has no such key; pair configs take the keys "
                               f"they already hold (sections: {', '.join(cfg)})")
-        apply_override(cfg, assignment)
+        apply_override(cfg, assignment)  # also refuses an assignment without '=', with the fix
     return cfg, name
 
 

@@ -62,7 +62,8 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
 
         saved = read_state(init_from)[0]
         widen = getattr(algorithm, "widen_state", None)  # MANN: keep the controller across ways
-        if widen is not None and saved.get("output.weight", torch.empty(0)).shape[:1] != (algorithm.ways,):
+        narrower = "output.weight" in saved and len(saved["output.weight"]) < getattr(algorithm, "ways", 0)
+        if widen is not None and narrower:  # a ProtoNet's Conv-4 (--init-rename) has no head: as is
             saved = widen(saved)
             print(f"init from {init_from}: widened to {algorithm.ways} ways", flush=True)
         transfer = load_matching(algorithm, saved, init_rename)

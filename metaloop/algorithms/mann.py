@@ -104,11 +104,12 @@ class MANN(Algorithm):
         old_ways = state["output.weight"].shape[0]
         if not 2 <= old_ways <= self.ways:
             raise ValueError(f"widen_state maps fewer ways onto {self.ways}; the state has {old_ways}")
-        features = own["controller.weight_ih"].shape[1] - self.ways - self.memory.heads * self.memory.dim
+        reads = self.memory.heads * self.memory.dim
+        features = own["controller.weight_ih"].shape[1] - self.ways - reads
         widened = dict(state)
         w_ih = torch.zeros_like(own["controller.weight_ih"])
         saved = state["controller.weight_ih"]
-        if saved.shape[1] != features + old_ways + self.memory.heads * self.memory.dim:
+        if saved.shape[1] != features + old_ways + reads:
             raise ValueError(f"controller.weight_ih {tuple(saved.shape)} does not fit this MANN's "
                              f"{features} features and memory reads (different embedding or memory?)")
         w_ih[:, :features + old_ways] = saved[:, :features + old_ways]

@@ -26,3 +26,8 @@ def test_without_overrides_the_run_is_named_after_the_file():
 def test_a_key_the_config_does_not_hold_is_refused_by_name(bad):
     with pytest.raises(ConfigError, match=bad.split("=")[0].replace(".", r"\.")):
         pair_config(LAKE, [bad])
+
+
+def test_an_override_without_a_value_gets_the_usual_key_value_error():
+    with pytest.raises(ConfigError, match="expected key=value"):
+        pair_config(LAKE, ["val.every"])
