@@ -43,14 +43,17 @@ class MAMLRL:
     """MAML-RL around a user's Gaussian policy module (its parameters are the meta-parameters).
 
     ``inner_steps=0`` turns the same TRPO loop into plain multi-task training of one policy, the
-    "pretrained" baseline of MAML §5.3.
+    "pretrained" baseline of MAML §5.3. ``inner_lr`` may give one step size per inner step (the
+    released code adapts with 0.5 then 0.25 at test time; meta-training more than one step with
+    those sizes lets the meta-objective see the later steps, which one-step training leaves free
+    to overshoot).
     """
 
     def __init__(
         self,
         policy: nn.Module,
         family,
-        inner_lr: float = 0.1,
+        inner_lr: float | Sequence[float] = 0.1,
         inner_steps: int = 1,
         rollouts: int = 20,
         gamma: float = 0.99,
@@ -66,8 +69,14 @@ class MAMLRL:
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
         if rollouts < 2:
             raise ValueError(f"rollouts must be >= 2 (the baseline is fitted on them), got {rollouts}")
+        lrs = [float(inner_lr)] * inner_steps if isinstance(inner_lr, int | float) else list(inner_lr)
+        if len(lrs) != inner_steps:
+            raise ValueError(
+                f"inner_lr gives {len(lrs)} step sizes for inner_steps={inner_steps}; give one "
+                "number for every step, or a single number"
+            )
         self.policy, self.family = policy, family
-        self.inner_lr, self.inner_steps, self.rollouts = inner_lr, inner_steps, rollouts
+        self.inner_lrs, self.inner_steps, self.rollouts = lrs, inner_steps, rollouts
         self.gamma, self.gae_lambda, self.first_order = gamma, gae_lambda, first_order
         self.trpo = dict(
             max_kl=max_kl,
@@ -106,10 +115,10 @@ class MAMLRL:
         theta = {k: v.detach().requires_grad_() for k, v in params_of(self.policy).items()}
         adapted = expand_params(theta, goals.shape[0])
         pre = []
-        for _ in range(self.inner_steps):
+        for lr in self.inner_lrs:
             traj, adv = self.sample(adapted, goals, self.rollouts, generator)
             pre.append((traj, adv))
-            adapted = self.adapt(adapted, traj, adv, self.inner_lr, False)
+            adapted = self.adapt(adapted, traj, adv, lr, False)
             adapted = {k: v.detach().requires_grad_() for k, v in adapted.items()}
         post, post_adv = self.sample(adapted, goals, self.rollouts, generator)
         with torch.no_grad():
@@ -122,8 +131,8 @@ class MAMLRL:
         ``create_graph`` keeps the inner step differentiable (second order)."""
         post = batch.post
         p = expand_params(theta, post.obs.shape[1])
-        for traj, a in batch.pre:
-            p = self.adapt(p, traj, a, self.inner_lr, create_graph)
+        for (traj, a), lr in zip(batch.pre, self.inner_lrs, strict=True):
+            p = self.adapt(p, traj, a, lr, create_graph)
         dist = self._dist(p, post)
         actions = post.task_first(post.actions)
         ratio = torch.exp(dist.log_prob(actions).sum(-1) - batch.old.log_prob(actions).sum(-1))

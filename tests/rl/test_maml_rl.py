@@ -61,6 +61,34 @@ def test_meta_gradient_is_second_order_against_finite_differences():
     assert abs(float(grad_fo @ v) - fd) > 1e3 * abs(float(grad @ v) - fd)
 
 
+def test_two_inner_steps_use_their_own_step_sizes_and_stay_second_order():
+    torch.manual_seed(0)
+    fam = Navigation2DFamily(horizon=6)
+    policy = GaussianMLPPolicy(2, 2, (8, 8), init_std=0.1).double()
+    learner = MAMLRL(policy, fam, inner_lr=[0.5, 0.25], inner_steps=2, rollouts=4)
+    gen = torch.Generator().manual_seed(0)
+    goals = fam.sample_tasks(2, gen).double()
+    batch = learner.collect(goals, gen)
+    theta = {k: v.detach().requires_grad_() for k, v in params_of(policy).items()}
+    # the post-update rollouts were drawn from θ adapted with 0.5, then 0.25, on the two pre batches
+    p = expand_params(theta, 2)
+    for (traj, adv), lr in zip(batch.pre, [0.5, 0.25], strict=True):
+        p = learner.adapt(p, traj, adv, lr, create_graph=False)
+    assert torch.allclose(learner._dist(p, batch.post).loc, batch.old.loc, atol=1e-12)
+    names = list(theta)
+    loss, _ = learner.objective(theta, batch, create_graph=True)
+    grad = flatten(torch.autograd.grad(loss, [theta[k] for k in names]))
+    v = torch.randn(grad.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    base = flatten([theta[k] for k in names]).detach()
+
+    def f(vec):
+        th = {k: t.detach().requires_grad_() for k, t in unflatten(vec, theta).items()}
+        return float(learner.objective(th, batch, create_graph=False)[0].detach())
+
+    fd = (f(base + 1e-6 * v) - f(base - 1e-6 * v)) / 2e-6
+    assert float(grad @ v) == pytest.approx(fd, rel=1e-5, abs=1e-9)
+
+
 def test_kl_is_zero_with_zero_gradient_at_the_sampling_policy():
     learner, policy, goals, gen = _setup()
     batch = learner.collect(goals, gen)
@@ -121,6 +149,8 @@ def test_bad_arguments_raise():
         MAMLRL(policy, Navigation2DFamily(), inner_steps=-1)
     with pytest.raises(ValueError, match="rollouts"):
         MAMLRL(policy, Navigation2DFamily(), rollouts=1)
+    with pytest.raises(ValueError, match="2 step sizes for inner_steps=1"):
+        MAMLRL(policy, Navigation2DFamily(), inner_lr=[0.5, 0.25], inner_steps=1)
 
 
 def test_min_std_floors_the_policy_std_and_blocks_its_gradient_below():
