@@ -77,6 +77,7 @@ def nav_train(args: argparse.Namespace) -> None:
         cg_damping=cfg["cg_damping"],
         ls_max_steps=cfg["ls_max_steps"],
         ls_backtrack=cfg["ls_backtrack"],
+        meta_objective=cfg.get("meta_objective", "last"),
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

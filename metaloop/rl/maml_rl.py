@@ -16,7 +16,7 @@ own gradient in one backward pass: the batched strategy of the core, written for
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +37,8 @@ class MetaBatch:
     post: Trajectories
     post_advantages: Tensor
     old: Normal
+    #: action distributions (detached) of ``pre[1:]``: the policies after 1 .. K−1 inner steps
+    pre_old: list[Normal] = field(default_factory=list)
 
 
 class MAMLRL:
@@ -46,7 +48,10 @@ class MAMLRL:
     "pretrained" baseline of MAML §5.3. ``inner_lr`` may give one step size per inner step (the
     released code adapts with 0.5 then 0.25 at test time; meta-training more than one step with
     those sizes lets the meta-objective see the later steps, which one-step training leaves free
-    to overshoot).
+    to overshoot). ``meta_objective="every_step"`` scores the policy after *each* inner step (mean
+    of the surrogates and of the KLs) instead of after the last only: with the last only, the
+    meta-learner is free to make the first step catastrophic and let the second repair it, which it
+    did (docs/rl.md, two meta-trained steps).
     """
 
     def __init__(
@@ -64,7 +69,10 @@ class MAMLRL:
         cg_damping: float = 1e-5,
         ls_max_steps: int = 15,
         ls_backtrack: float = 0.8,
+        meta_objective: str = "last",
     ) -> None:
+        if meta_objective not in ("last", "every_step"):
+            raise ValueError(f"meta_objective must be 'last' or 'every_step', got {meta_objective!r}")
         if inner_steps < 0:
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
         if rollouts < 2:
@@ -78,6 +86,7 @@ class MAMLRL:
         self.policy, self.family = policy, family
         self.inner_lrs, self.inner_steps, self.rollouts = lrs, inner_steps, rollouts
         self.gamma, self.gae_lambda, self.first_order = gamma, gae_lambda, first_order
+        self.meta_objective = meta_objective
         self.trpo = dict(
             max_kl=max_kl,
             cg_iters=cg_iters,
@@ -114,33 +123,48 @@ class MAMLRL:
         """Pre-update rollouts for each inner step, then post-update rollouts (MAML Alg. 3)."""
         theta = {k: v.detach().requires_grad_() for k, v in params_of(self.policy).items()}
         adapted = expand_params(theta, goals.shape[0])
-        pre = []
-        for lr in self.inner_lrs:
+        pre, pre_old = [], []
+        for step, lr in enumerate(self.inner_lrs):
             traj, adv = self.sample(adapted, goals, self.rollouts, generator)
             pre.append((traj, adv))
+            if step > 0:
+                pre_old.append(self._detached_dist(adapted, traj))
             adapted = self.adapt(adapted, traj, adv, lr, False)
             adapted = {k: v.detach().requires_grad_() for k, v in adapted.items()}
         post, post_adv = self.sample(adapted, goals, self.rollouts, generator)
-        with torch.no_grad():
-            old = self._dist(adapted, post)
-            old = Normal(old.loc.detach(), old.scale.detach())
-        return MetaBatch(pre, post, post_adv, old)
+        return MetaBatch(pre, post, post_adv, self._detached_dist(adapted, post), pre_old)
 
-    def objective(self, theta: Params, batch: MetaBatch, create_graph: bool) -> tuple[Tensor, Tensor]:
-        """(surrogate loss, mean KL) of the adapted policies θ'_i(θ) on the post-update rollouts;
-        ``create_graph`` keeps the inner step differentiable (second order)."""
-        post = batch.post
-        p = expand_params(theta, post.obs.shape[1])
-        for (traj, a), lr in zip(batch.pre, self.inner_lrs, strict=True):
-            p = self.adapt(p, traj, a, lr, create_graph)
-        dist = self._dist(p, post)
-        actions = post.task_first(post.actions)
-        ratio = torch.exp(dist.log_prob(actions).sum(-1) - batch.old.log_prob(actions).sum(-1))
-        adv, mask = post.task_first(batch.post_advantages), post.task_first(post.mask)
+    def _detached_dist(self, params: Params, traj: Trajectories) -> Normal:
+        with torch.no_grad():
+            dist = self._dist(params, traj)
+        return Normal(dist.loc.detach(), dist.scale.detach())
+
+    def _surrogate(
+        self, params: Params, traj: Trajectories, advantages: Tensor, old: Normal
+    ) -> tuple[Tensor, Tensor]:
+        """TRPO's (importance-weighted loss, mean KL to ``old``) of ``params`` on ``traj``."""
+        dist = self._dist(params, traj)
+        actions = traj.task_first(traj.actions)
+        ratio = torch.exp(dist.log_prob(actions).sum(-1) - old.log_prob(actions).sum(-1))
+        adv, mask = traj.task_first(advantages), traj.task_first(traj.mask)
         denom = mask.sum((1, 2))
         loss = (-(ratio * adv * mask).sum((1, 2)) / denom).mean()
-        kl = ((kl_divergence(batch.old, dist).sum(-1) * mask).sum((1, 2)) / denom).mean()
+        kl = ((kl_divergence(old, dist).sum(-1) * mask).sum((1, 2)) / denom).mean()
         return loss, kl
+
+    def objective(self, theta: Params, batch: MetaBatch, create_graph: bool) -> tuple[Tensor, Tensor]:
+        """(surrogate loss, mean KL) of the adapted policies θ'_i(θ) on the post-update rollouts
+        (``every_step``: averaged with those after each earlier inner step, on the rollouts that
+        step's policy drew); ``create_graph`` keeps the inner steps differentiable (second order)."""
+        p = expand_params(theta, batch.post.obs.shape[1])
+        scored = []
+        for step, ((traj, a), lr) in enumerate(zip(batch.pre, self.inner_lrs, strict=True)):
+            if step > 0 and self.meta_objective == "every_step":
+                scored.append(self._surrogate(p, traj, a, batch.pre_old[step - 1]))
+            p = self.adapt(p, traj, a, lr, create_graph)
+        scored.append(self._surrogate(p, batch.post, batch.post_advantages, batch.old))
+        losses, kls = zip(*scored, strict=True)
+        return torch.stack(losses).mean(), torch.stack(kls).mean()
 
     def meta_step(self, goals: Tensor, generator: torch.Generator) -> dict[str, float]:
         """One TRPO meta-update on a meta-batch of tasks; updates the policy in place."""
@@ -160,6 +184,8 @@ class MAMLRL:
         info["post_return"] = float(batch.post.episode_returns().mean())
         if batch.pre:
             info["pre_return"] = float(batch.pre[0][0].episode_returns().mean())
+        for step, (traj, _) in enumerate(batch.pre[1:], start=1):
+            info[f"return_after_{step}"] = float(traj.episode_returns().mean())
         return info
 
     # ---- evaluation ---------------------------------------------------------------------------

@@ -89,6 +89,43 @@ def test_two_inner_steps_use_their_own_step_sizes_and_stay_second_order():
     assert float(grad @ v) == pytest.approx(fd, rel=1e-5, abs=1e-9)
 
 
+def test_every_step_objective_averages_the_surrogates_after_each_inner_step():
+    torch.manual_seed(0)
+    fam = Navigation2DFamily(horizon=6)
+    policy = GaussianMLPPolicy(2, 2, (8, 8), init_std=0.1).double()
+    learner = MAMLRL(policy, fam, inner_lr=[0.5, 0.25], inner_steps=2, rollouts=4,
+                     meta_objective="every_step")
+    gen = torch.Generator().manual_seed(0)
+    goals = fam.sample_tasks(2, gen).double()
+    batch = learner.collect(goals, gen)
+    assert len(batch.pre_old) == 1
+    theta = {k: v.detach().requires_grad_() for k, v in params_of(policy).items()}
+    # at the sampling policy every ratio is 1 and every KL 0
+    loss0, kl0 = learner.objective(theta, batch, create_graph=True)
+    assert float(kl0.detach()) == pytest.approx(0.0, abs=1e-12)
+    # away from it: the mean of the step-1 surrogate (on the rollouts drawn after step 1) and the
+    # step-2 surrogate (on the post-update rollouts), each written out here
+    shifted = {k: (v + 0.01 * torch.randn_like(v)).detach().requires_grad_() for k, v in theta.items()}
+
+    def by_hand(params, traj, adv, old):
+        dist = learner._dist(params, traj)
+        acts = traj.task_first(traj.actions)
+        ratio = torch.exp(dist.log_prob(acts).sum(-1) - old.log_prob(acts).sum(-1))
+        m = traj.task_first(traj.mask)
+        return (-(ratio * traj.task_first(adv) * m).sum((1, 2)) / m.sum((1, 2))).mean()
+
+    p1 = learner.adapt(expand_params(shifted, 2), *batch.pre[0], 0.5, create_graph=False)
+    p2 = learner.adapt(p1, *batch.pre[1], 0.25, create_graph=False)
+    expected = 0.5 * (by_hand(p1, *batch.pre[1], batch.pre_old[0])
+                      + by_hand(p2, batch.post, batch.post_advantages, batch.old))
+    loss, kl = (t.detach() for t in learner.objective(shifted, batch, create_graph=False))
+    assert float(loss) == pytest.approx(float(expected.detach()), rel=1e-10)
+    last = MAMLRL(policy, fam, inner_lr=[0.5, 0.25], inner_steps=2, rollouts=4)
+    assert float(last.objective(shifted, batch, False)[0].detach()) == pytest.approx(
+        float(by_hand(p2, batch.post, batch.post_advantages, batch.old).detach()), rel=1e-10)
+    assert float(kl) > 0
+
+
 def test_kl_is_zero_with_zero_gradient_at_the_sampling_policy():
     learner, policy, goals, gen = _setup()
     batch = learner.collect(goals, gen)
@@ -151,6 +188,8 @@ def test_bad_arguments_raise():
         MAMLRL(policy, Navigation2DFamily(), rollouts=1)
     with pytest.raises(ValueError, match="2 step sizes for inner_steps=1"):
         MAMLRL(policy, Navigation2DFamily(), inner_lr=[0.5, 0.25], inner_steps=1)
+    with pytest.raises(ValueError, match="meta_objective"):
+        MAMLRL(policy, Navigation2DFamily(), meta_objective="first")
 
 
 def test_min_std_floors_the_policy_std_and_blocks_its_gradient_below():
