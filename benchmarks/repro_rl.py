@@ -55,18 +55,13 @@ def build_family(cfg: dict):
     return families[cfg["env"]](horizon=cfg["horizon"], seed=cfg["seed"])
 
 
-def nav_train(args: argparse.Namespace) -> None:
-    cfg = load_preset(args.preset or "maml_rl_nav2d")
-    torch.manual_seed(cfg["seed"])
-    family = build_family(cfg)
-    prefix = cfg.get("prefix", "nav")
-    policy = GaussianMLPPolicy(family.obs_dim, family.action_dim, tuple(cfg["hidden"]),
-                               min_std=cfg.get("min_std"))
-    steps = cfg["inner_steps"] if args.mode == "maml" else 0
-    learner = MAMLRL(
+def build_learner(cfg: dict, policy: torch.nn.Module, family, mode: str) -> MAMLRL:
+    """The preset's MAML-RL learner; ``mode="pretrained"`` is the same TRPO loop with no inner step."""
+    steps = cfg["inner_steps"] if mode == "maml" else 0
+    return MAMLRL(
         policy,
         family,
-        inner_lr=cfg["inner_lr"],
+        inner_lr=cfg["inner_lr"] if steps else [],
         inner_steps=steps,
         rollouts=cfg["rollouts"],
         gamma=cfg["gamma"],
@@ -79,6 +74,16 @@ def nav_train(args: argparse.Namespace) -> None:
         ls_backtrack=cfg["ls_backtrack"],
         meta_objective=cfg.get("meta_objective", "last"),
     )
+
+
+def nav_train(args: argparse.Namespace) -> None:
+    cfg = load_preset(args.preset or "maml_rl_nav2d")
+    torch.manual_seed(cfg["seed"])
+    family = build_family(cfg)
+    prefix = cfg.get("prefix", "nav")
+    policy = GaussianMLPPolicy(family.obs_dim, family.action_dim, tuple(cfg["hidden"]),
+                               min_std=cfg.get("min_std"))
+    learner = build_learner(cfg, policy, family, args.mode)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     first, best, wall0, cpu_prev = 0, -float("inf"), 0.0, 0.0
