@@ -103,6 +103,7 @@ def test_every_step_objective_averages_the_surrogates_after_each_inner_step():
     # at the sampling policy every ratio is 1 and every KL 0
     loss0, kl0 = learner.objective(theta, batch, create_graph=True)
     assert float(kl0.detach()) == pytest.approx(0.0, abs=1e-12)
+    assert float(loss0.detach()) == pytest.approx(0.0, abs=1e-10)  # normalised advantages, ratio 1
     # away from it: the mean of the step-1 surrogate (on the rollouts drawn after step 1) and the
     # step-2 surrogate (on the post-update rollouts), each written out here
     shifted = {k: (v + 0.01 * torch.randn_like(v)).detach().requires_grad_() for k, v in theta.items()}
