@@ -1,7 +1,7 @@
 """Reproduce the model-based rows (MANN, SNAIL, Meta Networks, Hebbian) on Omniglot, 28x28.
 
     OMP_NUM_THREADS=1 python benchmarks/repro_modelbased.py hebbian_omniglot_5w1s \
-        [--minutes 30] [--iterations N] [--out results/hebbian_5w1s.json] [--set key=value ...]
+        [--minutes 30] [--iterations N] [--out results/hebbian_5w1s.json] [--resume] [--set key=value ...]
 
 The preset (a name from ``metaloop presets`` or a YAML path) is read and validated by the engine's
 ``load_config`` and its objects come from ``metaloop.config.build``, exactly as ``metaloop train``
@@ -9,7 +9,10 @@ builds them. Meta-trains on the Vinyals train split, selects the best state on t
 meta-val episodes, then scores its fixed meta-test episodes with ``metaloop.evaluate`` (mean ± 95 %
 CI). ``--minutes`` bounds the training wall time (partial runs are reported as such: the JSON records
 iterations done). CPU time (process time) is recorded next to wall time. For 5-way MANN presets,
-Santoro et al.'s per-instance protocol (Table 1) is scored as well.
+Santoro et al.'s per-instance protocol (Table 1) is scored as well. The preset's outer scheduler
+(``training.scheduler``) is applied per iteration. With ``--out``, ``<out>.ckpt`` (weights, outer
+optimizer and scheduler, task-stream position, best meta-val state, log) is written atomically after
+every validation, and ``--resume`` continues that run as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 
 from metaloop.config import build, load_config
+from metaloop.engine.checkpoint import capture_rng, restore_rng
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
 from metaloop.engine.transfer import load_matching
@@ -47,7 +50,7 @@ SMOKE = ["training.iterations=2", "training.val_every=2", "training.val_episodes
 
 def run(config, minutes: float, iterations: int | None, out: Path | None, weights: Path | None = None,
         instance_episodes: int | None = None, init_from: Path | None = None,
-        init_rename: dict[str, str] | None = None) -> dict:
+        init_rename: dict[str, str] | None = None, resume: bool = False) -> dict:
     tr = config.training
     seed_everything(tr.seed)
     sources = build.build_tasks(config)
@@ -69,41 +72,68 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
         transfer = load_matching(algorithm, saved, init_rename)
         print(f"init from {init_from}: {transfer.summary()}", flush=True)
     optimizer = build.build_optimizer(config, algorithm.parameters())
+    scheduler = build.build_scheduler(config, optimizer)  # training.scheduler: none / cosine / step
     total = tr.iterations if iterations is None else iterations
     every = tr.val_every
     log = {"preset": config.to_dict(), "validations": [], "iterations_done": 0}
     if transfer is not None:
         log["init_from"] = {"path": str(init_from), "fresh": transfer.shape_mismatch,
                             "loaded": len(transfer.loaded), "rename": init_rename or {}}
-    best, best_state = -1.0, None
+    # what a resumed run needs besides the weights: the outer optimizer and scheduler, where the
+    # task stream stands (chunk), the global RNGs, the clocks, the best meta-val state and the log
+    progress = {"done": 0, "chunk": 0, "cpu_s": 0.0, "wall_s": 0.0, "best": -1.0, "best_state": None}
+    ckpt = None if out is None else out.with_suffix(".ckpt")
+    if resume:
+        if ckpt is None:
+            raise SystemExit("--resume needs --out (the run's checkpoint is <out>.ckpt)")
+        if ckpt.exists():
+            saved = torch.load(ckpt)
+            algorithm.load_state_dict(saved["algorithm"])
+            optimizer.load_state_dict(saved["optimizer"])
+            if scheduler is not None and saved.get("scheduler") is not None:
+                scheduler.load_state_dict(saved["scheduler"])
+            progress, log = saved["progress"], saved["log"]
+            restore_rng(saved["rng"], torch.device("cpu"))  # e.g. the training-time support shuffles
+            print(f"resumed {ckpt} at iteration {progress['done']}", flush=True)
+        else:
+            print(f"--resume: no checkpoint at {ckpt}, starting from scratch", flush=True)
+    best, best_state = progress["best"], progress["best_state"]
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    done, chunk = 0, 0
+    done, chunk = progress["done"], progress["chunk"]
     while done < total and time.perf_counter() - wall0 < minutes * 60:
         n = min(every, total - done)
-        # Under a wall bound the chunk is trained in pieces of SUBCHUNK iterations with the clock
-        # checked between them: one 250-iteration chunk of a 20-way preset took > 39 minutes.
-        piece = n if math.isinf(minutes) else min(n, SUBCHUNK)
+        # Each validation chunk is trained in pieces of SUBCHUNK iterations, seeded by (chunk,
+        # piece), with the clock checked between pieces (one 250-iteration chunk of a 20-way preset
+        # took > 39 minutes): bounded, unbounded and resumed runs draw the same tasks.
         losses, trained, part = [], 0, 0
         while trained < n and (trained == 0 or time.perf_counter() - wall0 < minutes * 60):
-            m = min(piece, n - trained)
-            seed = derive_seed(tr.seed, chunk) if m == n else derive_seed(tr.seed, chunk, part)
+            m = min(SUBCHUNK, n - trained)
             history = meta_train(algorithm, sources.train, iterations=m, meta_batch=tr.meta_batch,
-                                 optimizer=optimizer, seed=seed, grad_clip=tr.grad_clip)
+                                 optimizer=optimizer, scheduler=scheduler,
+                                 seed=derive_seed(tr.seed, chunk, part), grad_clip=tr.grad_clip)
             losses += list(history.train_loss)
             trained, part = trained + m, part + 1
         done, chunk = done + trained, chunk + 1
         result = evaluate(algorithm, val)  # what meta_train's own validation computes
         acc, ci = result.mean, result.ci95
         loss = float(np.mean(losses))
+        wall = progress["wall_s"] + time.perf_counter() - wall0
         log["validations"].append({"iteration": done, "val_acc": acc, "val_ci95": ci, "train_loss": loss,
-                                   "wall_s": time.perf_counter() - wall0})
+                                   "lr": optimizer.param_groups[0]["lr"], "wall_s": wall})
         print(f"it {done:6d}  loss {loss:.3f}  val {100 * acc:.2f} ± {100 * ci:.2f}  "
-              f"{time.perf_counter() - wall0:.0f}s", flush=True)
+              f"lr {optimizer.param_groups[0]['lr']:.2e}  {wall:.0f}s", flush=True)
         if acc > best:
             best, best_state = acc, copy.deepcopy(algorithm.state_dict())
         log["iterations_done"] = done
-    log["train_wall_s"] = time.perf_counter() - wall0
-    log["train_cpu_s"] = time.process_time() - cpu0
+        if ckpt is not None:  # atomically, after every validation: a stopped run loses one chunk
+            state = {"done": done, "chunk": chunk, "best": best, "best_state": best_state,
+                     "cpu_s": progress["cpu_s"] + time.process_time() - cpu0, "wall_s": wall}
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            atomic_torch_save(ckpt, {"algorithm": algorithm.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "scheduler": None if scheduler is None else scheduler.state_dict(),
+                                     "progress": state, "log": log, "rng": capture_rng(torch.device("cpu"))})
+    log["train_wall_s"] = progress["wall_s"] + time.perf_counter() - wall0
+    log["train_cpu_s"] = progress["cpu_s"] + time.process_time() - cpu0
     log["complete"] = done >= total
     if best_state is not None:
         algorithm.load_state_dict(best_state)
@@ -143,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
                         "backbone.conv4.=model.x_encoder. puts a ProtoNet's Conv-4 into the ICL encoder")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides (repeatable, as in metaloop train)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run saved in <out>.ckpt (weights, optimizer, scheduler, "
+                        "task stream, best meta-val state); written after every validation")
     parser.add_argument("--smoke", action="store_true", help="2 iterations, 5 val/test episodes")
     args = parser.parse_args(argv)
     config = load_config(args.preset, (SMOKE if args.smoke else []) + args.overrides)
@@ -153,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         old, new = item.split("=", 1)
         rename[old] = new
     run(config, args.minutes, args.iterations, args.out, args.weights, 2 if args.smoke else None,
-        args.init_from, rename)
+        args.init_from, rename, args.resume)
 
 
 if __name__ == "__main__":
