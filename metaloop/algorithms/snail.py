@@ -6,8 +6,11 @@ picks out the relevant support examples (Sec. 3); the output at the last positio
 prediction. Omniglot architecture (App. B): Attention(64, 32), TC(T, 128), Attention(256, 128),
 TC(T, 128), Attention(512, 256), then a 1x1 convolution (a linear layer) to ``ways`` logits.
 
-``predict`` builds one sequence per query (``[support..., query]``), so each query is classified
-from the support set alone, exactly as in training with a single query per sequence.
+Each query is classified from the support set alone, as the last position of its own
+``[support..., query]`` sequence, exactly as in training with a single query per sequence. Since
+the network is causal, that sequence's support positions are the same for every query: they are
+computed once per episode and each query adds one position (``extend_sequential``), the same
+function as ``sequence_logits`` on the full sequences at a fraction of the cost for many queries.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from metaloop.modelbased.episode_sequence import (
     one_hot,
     shuffle_support,
 )
-from metaloop.modelbased.snail_blocks import AttentionBlock, TCBlock
+from metaloop.modelbased.snail_blocks import AttentionBlock, TCBlock, extend_sequential
 from metaloop.tasks.episode import EpisodeBatch
 
 
@@ -77,11 +80,19 @@ class SNAIL(Algorithm):
             )
 
     def classify(self, support: Tensor, queries: Tensor) -> Tensor:
-        """``support [B, S, D]`` (or ``[S, D]`` shared), ``queries [B, D]`` → logits ``[B, ways]``."""
+        """``support [T, S, D]`` (or ``[S, D]``: one task), ``queries [T, Q, D]`` (or ``[Q, D]``)
+        → logits ``[T, Q, ways]`` (or ``[Q, ways]``): each query appended alone to its task's support."""
         if support.dim() == 2:
-            support = support.unsqueeze(0).expand(queries.shape[0], -1, -1)
-        sequence = torch.cat([support, queries.unsqueeze(1)], dim=1)
-        return self.output(self.blocks(sequence)[:, -1])
+            return self.classify(support.unsqueeze(0), queries.unsqueeze(0))[0]
+        return self.output(extend_sequential(self.blocks, support, queries)[1])
+
+    def sequence_logits(self, support: Tensor, queries: Tensor) -> Tensor:
+        """The reference for ``classify``: one full ``[support..., query]`` sequence per query."""
+        if support.dim() == 2:
+            return self.sequence_logits(support.unsqueeze(0), queries.unsqueeze(0))[0]
+        tasks, n = queries.shape[:2]
+        sequence = torch.cat([support.repeat_interleave(n, dim=0), queries.flatten(0, 1).unsqueeze(1)], dim=1)
+        return self.output(self.blocks(sequence)[:, -1]).view(tasks, n, -1)
 
     def adapt(self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None) -> SNAILState:
         check_no_steps("SNAIL", steps)
@@ -92,17 +103,14 @@ class SNAIL(Algorithm):
         return self.classify(adapted.support, self.labelled(self.embedding(query_x).flatten(1), None))
 
     def batch_logits(self, batch: EpisodeBatch) -> Tensor:
-        """One ``[support..., query]`` sequence per query of every task (support order shuffled in
+        """Every query of every task after its task's support sequence (support order shuffled in
         training); returns ``[T, Q, ways]``."""
         sx, sy = batch.support_x, batch.support_y
         self._check(sy)
         if self.training:
             sx, sy = shuffle_support(sx, sy)
         zs, zq = embed_pair(self.embedding, sx, batch.query_x, batch_dims=2)
-        tasks, queries = zq.shape[:2]
-        support = self.labelled(zs, sy).repeat_interleave(queries, dim=0)
-        logits = self.classify(support, self.labelled(zq.flatten(0, 1), None))
-        return logits.view(tasks, queries, -1)
+        return self.classify(self.labelled(zs, sy), self.labelled(zq, None))
 
     def meta_loss(self, batch: EpisodeBatch) -> Tensor:
         return F.cross_entropy(self.batch_logits(batch).flatten(0, 1), batch.query_y.flatten())

@@ -1,6 +1,13 @@
 """SNAIL's building blocks (Mishra et al. 2018, Sec. 3 and Appendix A): dense blocks of causal
 dilated convolutions, TC blocks, and causal soft attention. Sequences are ``[B, T, C]``; every
 block concatenates its output to its input, so channel counts grow along the network.
+
+Every block also has ``extend(prefix, last)``: the output at one more position appended to a shared
+prefix, for many candidate last positions at once (``prefix [B, S, C]``, ``last [B, Q, C]`` →
+``[B, Q, C_out]``). Because the blocks are causal, the prefix's own outputs do not depend on what is
+appended, so a few-shot episode runs its support sequence once and each query as a single extra
+position, instead of one full ``[support..., query]`` sequence per query: the same function, with
+``S + Q`` positions to compute instead of ``Q (S + 1)``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,15 @@ class CausalConv1d(nn.Module):
         y = self.conv(F.pad(x.transpose(1, 2), (self.dilation, 0)))
         return y.transpose(1, 2)
 
+    def extend(self, prefix: Tensor, last: Tensor) -> Tensor:
+        """Output at position ``S``: the kernel's taps at ``S - dilation`` (zero padding if it
+        falls before the start) and at ``S`` itself."""
+        w = self.conv.weight  # [out, in, 2]: tap 0 reads t - dilation, tap 1 reads t
+        y = F.linear(last, w[:, :, 1], self.conv.bias)
+        if prefix.shape[1] >= self.dilation:
+            y = y + F.linear(prefix[:, -self.dilation], w[:, :, 0]).unsqueeze(1)
+        return y
+
 
 class DenseBlock(nn.Module):
     """``concat(x, tanh(conv_f(x)) * sigmoid(conv_g(x)))`` with a gated activation (App. A)."""
@@ -36,6 +52,10 @@ class DenseBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([x, torch.tanh(self.filter(x)) * torch.sigmoid(self.gate(x))], dim=-1)
+
+    def extend(self, prefix: Tensor, last: Tensor) -> Tensor:
+        gated = torch.tanh(self.filter.extend(prefix, last)) * torch.sigmoid(self.gate.extend(prefix, last))
+        return torch.cat([last, gated], dim=-1)
 
 
 class TCBlock(nn.Module):
@@ -53,6 +73,9 @@ class TCBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.blocks(x)
+
+    def extend(self, prefix: Tensor, last: Tensor) -> Tensor:
+        return extend_sequential(self.blocks, prefix, last)[1]
 
 
 def causal_mask(length: int, device=None) -> Tensor:
@@ -78,3 +101,20 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([x, self.attention_weights(x) @ self.value(x)], dim=-1)
+
+    def extend(self, prefix: Tensor, last: Tensor) -> Tensor:
+        """The appended position attends to the whole prefix and to itself."""
+        q = self.query(last)  # [B, Q, k]
+        to_prefix = q @ self.key(prefix).transpose(1, 2)  # [B, Q, S]
+        to_self = (q * self.key(last)).sum(-1, keepdim=True)  # [B, Q, 1]
+        weights = (torch.cat([to_prefix, to_self], dim=-1) * self.scale).softmax(dim=-1)
+        read = weights[..., :-1] @ self.value(prefix) + weights[..., -1:] * self.value(last)
+        return torch.cat([last, read], dim=-1)
+
+
+def extend_sequential(blocks, prefix: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
+    """Run causal blocks over ``prefix`` once and over each appended ``last`` position; returns
+    (the prefix's outputs, the last positions' outputs)."""
+    for block in blocks:
+        prefix, last = block(prefix), block.extend(prefix, last)
+    return prefix, last

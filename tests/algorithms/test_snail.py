@@ -30,3 +30,24 @@ def test_episode_size_must_match_the_sequence_length_it_was_built_for():
     ep = episode()
     with pytest.raises(ValueError, match="3-way 2-shot"):
         model.adapt(ep.support_x[:4], ep.support_y[:4])
+
+
+@pytest.mark.parametrize("ways", [3, 20])
+def test_shared_support_prefix_equals_one_full_sequence_per_query(ways):
+    """``classify`` runs the support once and each query as one appended position: the logits and
+    the meta-gradient equal those of one full ``[support..., query]`` sequence per query (float64)."""
+    from metaloop.algorithms import get_algorithm
+
+    torch.manual_seed(0)
+    model = get_algorithm("snail")(ways=ways, shots=1, embedding=torch.nn.Flatten(), input_shape=(4,))
+    model = model.double()
+    support = model.labelled(torch.randn(2, ways, 4, dtype=torch.float64), torch.arange(ways).repeat(2, 1))
+    queries = model.labelled(torch.randn(2, 7, 4, dtype=torch.float64), None)
+    fast, full = model.classify(support, queries), model.sequence_logits(support, queries)
+    torch.testing.assert_close(fast, full, rtol=1e-12, atol=1e-12)
+    params = [p for p in model.parameters()]
+    g_fast = torch.autograd.grad(fast.square().sum(), params)
+    g_full = torch.autograd.grad(full.square().sum(), params)
+    for a, b in zip(g_fast, g_full, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(model.classify(support[0], queries[0]), full[0], rtol=1e-12, atol=1e-12)

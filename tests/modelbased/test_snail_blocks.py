@@ -60,3 +60,20 @@ def test_attention_matches_masked_softmax_by_hand():
         expected = (logits.softmax(0).unsqueeze(1) * v[: i + 1]).sum(0)
         assert torch.allclose(out[i], expected)
     assert torch.equal(block(x)[..., :2], x)  # the input is passed through (concatenation)
+
+
+def test_extend_equals_the_last_position_of_each_full_sequence():
+    """``extend(prefix, last)`` is each ``[prefix..., last_i]`` sequence's last output, for every
+    block kind, including prefixes shorter than the dilation (the zero padding)."""
+    torch.manual_seed(1)
+    blocks = [CausalConv1d(3, 4, dilation=4), DenseBlock(3, 5, dilation=2), TCBlock(3, 9, 4),
+              AttentionBlock(3, 4, 6)]
+    for block in blocks:
+        block = block.double()
+        for length in (1, 3, 8):
+            prefix = torch.randn(2, length, 3, dtype=torch.float64)
+            last = torch.randn(2, 4, 3, dtype=torch.float64)
+            fast = block.extend(prefix, last)
+            for i in range(4):
+                full = block(torch.cat([prefix, last[:, i:i + 1]], dim=1))[:, -1]
+                torch.testing.assert_close(fast[:, i], full, rtol=1e-12, atol=1e-12)
