@@ -134,7 +134,7 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
                                      "progress": state, "log": log, "rng": capture_rng(torch.device("cpu"))})
     log["train_wall_s"] = progress["wall_s"] + time.perf_counter() - wall0
     log["train_cpu_s"] = progress["cpu_s"] + time.process_time() - cpu0
-    log["complete"] = done >= total
+    log["complete"] = done >= tr.iterations  # the preset's run, not just this invocation's bound
     if best_state is not None:
         algorithm.load_state_dict(best_state)
     cpu1 = time.process_time()

@@ -24,7 +24,8 @@ def test_a_resumed_run_equals_an_unbroken_one(tmp_path):
     root = tmp_path / "omniglot"
     write_fake_omniglot(root)
     whole = run(_config(root), float("inf"), None, tmp_path / "whole.json")
-    run(_config(root), float("inf"), 4, tmp_path / "split.json")  # stops after two validations
+    part = run(_config(root), float("inf"), 4, tmp_path / "split.json")  # stops after two validations
+    assert not part["complete"] and part["iterations_done"] == 4
     first = torch.load(tmp_path / "split.ckpt")
     assert first["progress"]["done"] == 4 and first["progress"]["chunk"] == 2
     resumed = run(_config(root), float("inf"), None, tmp_path / "split.json", resume=True)
