@@ -64,7 +64,7 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
         from benchmarks.score_trained import read_state  # every weight format our scripts write
 
         saved = read_state(init_from)[0]
-        widen = getattr(algorithm, "widen_state", None)  # MANN: keep the controller across ways
+        widen = getattr(algorithm, "widen_state", None)  # MANN, SNAIL: keep what fits across ways
         narrower = "output.weight" in saved and len(saved["output.weight"]) < getattr(algorithm, "ways", 0)
         if widen is not None and narrower:  # a ProtoNet's Conv-4 (--init-rename) has no head: as is
             saved = widen(saved)

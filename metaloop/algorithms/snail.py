@@ -65,6 +65,59 @@ class SNAIL(Algorithm):
         self.blocks = nn.Sequential(*layers)
         self.output = nn.Linear(channels, ways)
 
+    def widen_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A saved state of a SNAIL with fewer ways, mapped onto this one (e.g. 5-way → 20-way).
+
+        More ways change every block's input width (the one-hot label, and the TC blocks get one
+        dense block per doubling of the sequence length), so a name-and-shape transfer keeps only
+        the embedding. Here every input column that comes from a part both networks have (the
+        features, the old labels, each attention block, each old dense block) keeps its trained
+        weights; columns fed by the new labels or the new dense blocks, and the new classes' output
+        rows, start at zero, and new dense blocks keep this model's initialisation. On a sequence
+        that uses only the old labels the widened network gives the old logits.
+        """
+        old_ways = state["output.weight"].shape[0]
+        if not 2 <= old_ways <= self.ways:
+            raise ValueError(f"widen_state maps fewer ways onto {self.ways}; the state has {old_ways}")
+        own = self.state_dict()
+        new_inputs = _input_segments(self._features, self.ways, _describe(own, len(self.blocks)))
+        old_inputs = _input_segments(self._features, old_ways, _describe(state, len(self.blocks)))
+        widened = {k: v for k, v in state.items() if k.startswith("embedding.")}
+        for consumer, segments in new_inputs.items():
+            if consumer == "output":
+                names = ["weight"]
+            elif f"{consumer}.value.weight" in own:
+                names = ["query.weight", "key.weight", "value.weight"]
+            else:
+                names = ["filter.conv.weight", "gate.conv.weight"]
+            weights = [f"{consumer}.{n}" for n in names]
+            biases = [w[: -len("weight")] + "bias" for w in weights]
+            if consumer not in old_inputs:  # a dense block the narrower net did not have
+                widened.update({k: own[k] for k in weights + biases})
+                continue
+            old_at = _offsets(old_inputs[consumer])
+            for w, b in zip(weights, biases, strict=True):
+                grown = torch.zeros_like(own[w])
+                rows = slice(0, old_ways) if consumer == "output" else slice(None)
+                at = 0
+                for name, width in segments:
+                    if name in old_at:
+                        start, old_width = old_at[name]
+                        if name != "labels" and old_width != width:
+                            raise ValueError(f"{w}: input part {name} is {old_width} wide in the saved "
+                                             f"state and {width} here (different architecture?)")
+                        grown[rows, at:at + old_width] = state[w][:, start:start + old_width]
+                    at += width
+                widened[w] = grown
+                bias = torch.zeros_like(own[b])
+                bias[rows] = state[b]
+                widened[b] = bias
+        return widened
+
+    @property
+    def _features(self) -> int:
+        return self.blocks[0].query.in_features - self.ways
+
     def labelled(self, features: Tensor, labels: Tensor | None) -> Tensor:
         """Append the one-hot label, or zeros for an unlabelled query."""
         if labels is None:
@@ -114,3 +167,42 @@ class SNAIL(Algorithm):
 
     def meta_loss(self, batch: EpisodeBatch) -> Tensor:
         return F.cross_entropy(self.batch_logits(batch).flatten(0, 1), batch.query_y.flatten())
+
+
+
+def _describe(state: dict[str, Tensor], blocks: int) -> list[tuple[str, list[int]]]:
+    """For each block of a saved SNAIL state, its layers that append channels, with their widths:
+    an attention block is one layer, a TC block one per dense block."""
+    layers = []
+    for i in range(blocks):
+        name = f"blocks.{i}"
+        if f"{name}.value.weight" in state:
+            layers.append([(name, state[f"{name}.value.weight"].shape[0])])
+            continue
+        dense, j = [], 0
+        while f"{name}.blocks.{j}.filter.conv.weight" in state:
+            dense.append((f"{name}.blocks.{j}", state[f"{name}.blocks.{j}.filter.conv.weight"].shape[0]))
+            j += 1
+        layers.append(dense)
+    return [layer for block in layers for layer in block]
+
+
+def _input_segments(features: int, ways: int, layers) -> dict[str, list[tuple[str, int]]]:
+    """For every layer that reads the growing channel stack (attention, dense block, output), the
+    named parts of its input in order: features, labels, then what each earlier layer appended."""
+    stack = [("features", features), ("labels", ways)]
+    inputs = {}
+    for name, width in layers:
+        inputs[name] = list(stack)
+        stack.append((name, width))
+    inputs["output"] = list(stack)
+    return inputs
+
+
+def _offsets(segments: list[tuple[str, int]]) -> dict[str, tuple[int, int]]:
+    """``{part: (first column, width)}``."""
+    at, offsets = 0, {}
+    for name, width in segments:
+        offsets[name] = (at, width)
+        at += width
+    return offsets

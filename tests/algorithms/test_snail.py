@@ -51,3 +51,29 @@ def test_shared_support_prefix_equals_one_full_sequence_per_query(ways):
     for a, b in zip(g_fast, g_full, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(model.classify(support[0], queries[0]), full[0], rtol=1e-12, atol=1e-12)
+
+
+def test_widened_five_way_state_gives_the_five_way_logits_on_old_labels():
+    """5-way weights mapped onto a 20-way SNAIL (more label columns, more dense blocks per TC
+    block): on a sequence that only uses labels 0-4 the old classes' logits are unchanged and
+    the new classes' logits are zero; a state with more ways is refused."""
+    from metaloop.algorithms import get_algorithm
+
+    def snail(ways):
+        return get_algorithm("snail")(ways=ways, shots=1, embedding=torch.nn.Flatten(), input_shape=(4,))
+
+    torch.manual_seed(0)
+    five, twenty = snail(5).double(), snail(20).double()
+    assert len(twenty.blocks[1].blocks) == 5 and len(five.blocks[1].blocks) == 3
+    for p in five.parameters():  # non-zero biases too
+        p.data.normal_()
+    twenty.load_state_dict(twenty.widen_state(five.state_dict()))
+    z = torch.randn(2, 5, 4, dtype=torch.float64)
+    queries = torch.randn(2, 3, 4, dtype=torch.float64)
+    y = torch.stack([torch.randperm(5) for _ in range(2)])
+    old = five.classify(five.labelled(z, y), five.labelled(queries, None))
+    new = twenty.classify(twenty.labelled(z, y), twenty.labelled(queries, None))
+    torch.testing.assert_close(new[..., :5], old, rtol=1e-12, atol=1e-12)
+    assert torch.equal(new[..., 5:], torch.zeros_like(new[..., 5:]))
+    with pytest.raises(ValueError, match="fewer ways"):
+        five.widen_state(twenty.state_dict())
