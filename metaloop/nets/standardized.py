@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from metaloop.nets.conv4 import Conv4
+from metaloop.nets.fast_conv4 import ChannelsLastConv4
 
 
 class StandardizedConv4(nn.Sequential):
-    """``Conv4(norm="batch")`` (child ``0``, loadable from a metric learner's Conv-4) then a
-    non-affine ``BatchNorm1d`` over its ``embedding_dim`` outputs (child ``1``)."""
+    """``Conv4(norm="batch")`` (child ``0``, loadable from a metric learner's Conv-4; channels-last
+    on CPU) then a non-affine ``BatchNorm1d`` over its ``embedding_dim`` outputs (child ``1``)."""
 
     def __init__(self, in_channels: int = 1, hidden: int = 64, image_size: int = 28) -> None:
-        conv = Conv4(in_channels, None, hidden=hidden, image_size=image_size, norm="batch")
+        conv = ChannelsLastConv4(in_channels, None, hidden=hidden, image_size=image_size, norm="batch")
         super().__init__(conv, nn.BatchNorm1d(conv.embedding_dim, affine=False))
         self.embedding_dim = conv.embedding_dim
