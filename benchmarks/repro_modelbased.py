@@ -97,7 +97,7 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
             print(f"resumed {ckpt} at iteration {progress['done']}", flush=True)
         else:
             print(f"--resume: no checkpoint at {ckpt}, starting from scratch", flush=True)
-    best, best_state = progress["best"], progress["best_state"]
+    best, best_state, best_at = progress["best"], progress["best_state"], progress.get("best_iteration")
     wall0, cpu0 = time.perf_counter(), time.process_time()
     done, chunk = progress["done"], progress["chunk"]
     while done < total and time.perf_counter() - wall0 < minutes * 60:
@@ -123,17 +123,19 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
         print(f"it {done:6d}  loss {loss:.3f}  val {100 * acc:.2f} ± {100 * ci:.2f}  "
               f"lr {optimizer.param_groups[0]['lr']:.2e}  {wall:.0f}s", flush=True)
         if acc > best:
-            best, best_state = acc, copy.deepcopy(algorithm.state_dict())
+            best, best_state, best_at = acc, copy.deepcopy(algorithm.state_dict()), done
         log["iterations_done"] = done
         if ckpt is not None:  # atomically, after every validation: a stopped run loses one chunk
             state = {"done": done, "chunk": chunk, "best": best, "best_state": best_state,
-                     "cpu_s": progress["cpu_s"] + time.process_time() - cpu0, "wall_s": wall}
+                     "best_iteration": best_at, "cpu_s": progress["cpu_s"] + time.process_time() - cpu0,
+                     "wall_s": wall}
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             atomic_torch_save(ckpt, {"algorithm": algorithm.state_dict(), "optimizer": optimizer.state_dict(),
                                      "scheduler": None if scheduler is None else scheduler.state_dict(),
                                      "progress": state, "log": log, "rng": capture_rng(torch.device("cpu"))})
     log["train_wall_s"] = progress["wall_s"] + time.perf_counter() - wall0
     log["train_cpu_s"] = progress["cpu_s"] + time.process_time() - cpu0
+    log["best_iteration"] = best_at
     log["complete"] = done >= tr.iterations  # the preset's run, not just this invocation's bound
     if best_state is not None:
         algorithm.load_state_dict(best_state)

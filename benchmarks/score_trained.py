@@ -50,6 +50,11 @@ def read_state(path: Path) -> tuple[dict, dict]:
         return blob["best_state"], {"iterations": best.get("iteration"),
                                     "iterations_run": st.get("iteration"),
                                     "train_cpu_s": st.get("cpu_seconds")}
+    if "progress" in blob:  # repro_modelbased's .ckpt: the meta-val-selected state
+        progress = blob["progress"]
+        return progress.get("best_state") or blob["algorithm"], {
+            "iterations": progress.get("best_iteration"), "iterations_run": progress.get("done"),
+            "train_cpu_s": progress.get("cpu_s")}
     if "algorithm" in blob:  # repro_optim
         return blob["algorithm"], {"iterations": blob.get("iterations"),
                                    "train_cpu_s": blob.get("cpu_seconds")}

@@ -39,6 +39,12 @@ def test_a_resumed_run_equals_an_unbroken_one(tmp_path):
     assert [v["iteration"] for v in resumed["validations"]] == [2, 4, 6]
     losses = [[v["train_loss"] for v in log["validations"]] for log in (resumed, whole)]
     assert losses[0] == losses[1]
+    assert resumed["best_iteration"] == whole["best_iteration"] in (2, 4, 6)
+    from benchmarks.score_trained import read_state  # --init-from and scoring read the selected state
+
+    state, info = read_state(tmp_path / "whole.ckpt")
+    _same(state, a["progress"]["best_state"])
+    assert info["iterations"] == whole["best_iteration"] and info["iterations_run"] == 6
     timeless = [{k: v for k, v in log["test"].items() if k != "seconds"} for log in (resumed, whole)]
     assert timeless[0] == timeless[1] and resumed["complete"]
 
