@@ -93,7 +93,10 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
             if scheduler is not None and saved.get("scheduler") is not None:
                 scheduler.load_state_dict(saved["scheduler"])
             progress, log = saved["progress"], saved["log"]
-            restore_rng(saved["rng"], torch.device("cpu"))  # e.g. the training-time support shuffles
+            if "rng" in saved:  # e.g. the training-time support shuffles
+                restore_rng(saved["rng"], torch.device("cpu"))
+            else:  # written before the RNGs were saved: resumable, not bit-exact
+                print(f"{ckpt} has no RNG state: the resumed run is not bit-identical", flush=True)
             print(f"resumed {ckpt} at iteration {progress['done']}", flush=True)
         else:
             print(f"--resume: no checkpoint at {ckpt}, starting from scratch", flush=True)
