@@ -120,11 +120,11 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
         result = evaluate(algorithm, val)  # what meta_train's own validation computes
         acc, ci = result.mean, result.ci95
         loss = float(np.mean(losses))
-        wall = progress["wall_s"] + time.perf_counter() - wall0
+        wall, lr = progress["wall_s"] + time.perf_counter() - wall0, optimizer.param_groups[0]["lr"]
         log["validations"].append({"iteration": done, "val_acc": acc, "val_ci95": ci, "train_loss": loss,
-                                   "lr": optimizer.param_groups[0]["lr"], "wall_s": wall})
+                                   "lr": lr, "wall_s": wall})
         print(f"it {done:6d}  loss {loss:.3f}  val {100 * acc:.2f} ± {100 * ci:.2f}  "
-              f"lr {optimizer.param_groups[0]['lr']:.2e}  {wall:.0f}s", flush=True)
+              f"lr {lr:.2e}  {wall:.0f}s", flush=True)
         if acc > best:
             best, best_state, best_at = acc, copy.deepcopy(algorithm.state_dict()), done
         log["iterations_done"] = done

@@ -96,9 +96,9 @@ class SNAIL(Algorithm):
                 widened.update({k: own[k] for k in weights + biases})
                 continue
             old_at = _offsets(old_inputs[consumer])
+            rows = slice(0, old_ways) if consumer == "output" else slice(None)  # new classes: zero rows
             for w, b in zip(weights, biases, strict=True):
                 grown = torch.zeros_like(own[w])
-                rows = slice(0, old_ways) if consumer == "output" else slice(None)
                 at = 0
                 for name, width in segments:
                     if name in old_at:
@@ -169,8 +169,7 @@ class SNAIL(Algorithm):
         return F.cross_entropy(self.batch_logits(batch).flatten(0, 1), batch.query_y.flatten())
 
 
-
-def _describe(state: dict[str, Tensor], blocks: int) -> list[tuple[str, list[int]]]:
+def _describe(state: dict[str, Tensor], blocks: int) -> list[tuple[str, int]]:
     """For each block of a saved SNAIL state, its layers that append channels, with their widths:
     an attention block is one layer, a TC block one per dense block."""
     layers = []
