@@ -92,14 +92,36 @@ def build_model(config: RunConfig) -> nn.Module | None:
         args.setdefault("image_size", t.image_size)
     if m.name == "mlp" and "hidden" in args:
         args["hidden"] = tuple(args["hidden"])
-    if m.init != "default" and m.name != "mlp":
-        raise ConfigError(f"model.init: {m.init} is defined for model mlp only; allowed for {m.name}: "
-                          "default")
+    defined_for = {"default": ("mlp", "conv4"), "maml_tf": ("mlp",), "zero_head": ("conv4",),
+                   "hypergrad": ("conv4",)}
+    if m.name not in defined_for[m.init]:
+        allowed = ", ".join(k for k, names in defined_for.items() if m.name in names)
+        raise ConfigError(f"model.init: {m.init} is defined for model {' / '.join(defined_for[m.init])} "
+                          f"only; allowed for {m.name}: {allowed}")
     try:
         model = cls(**args)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model: {exc}") from exc
+    if m.init in ("zero_head", "hypergrad"):
+        if model.head is None:
+            raise ConfigError(f"model.init: {m.init} needs a head; set model.out_features (the ways)")
+        nn.init.zeros_(model.head.weight)
+        nn.init.zeros_(model.head.bias)
+    if m.init == "hypergrad":
+        he_fan_out_convs(model)
     return maml_tf_init(model) if m.init == "maml_tf" else model
+
+
+def he_fan_out_convs(model: nn.Module) -> nn.Module:
+    """hypergrad's conv init (``initialize`` in its iMAML example): weights N(0, 2 / (k² · out)),
+    zero biases. Where a batch norm follows the ReLU the loss does not depend on a convolution's
+    scale, so its curvature does: ~1/‖w‖², and torch's default puts ‖w‖ ~2.4× lower here."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
 
 
 def maml_tf_init(model: nn.Module, std: float = 0.01) -> nn.Module:

@@ -52,9 +52,11 @@ class ModelConfig:
     OPEN = True  # keys other than name and init are constructor arguments, checked against the signature
     name: str = _f("mlp", choices=("mlp", "conv4", "none"),
                    doc="backbone in metaloop.nets; none for learners that build their own network")
-    init: str = _f("default", choices=("default", "maml_tf"),
-                   doc="weight init: the constructor's, or cbfinn/maml's (mlp only: Linear weights "
-                       "truncated normal std 0.01, zero biases)")
+    init: str = _f("default", choices=("default", "maml_tf", "zero_head", "hypergrad"),
+                   doc="weight init: the constructor's; cbfinn/maml's (mlp only: Linear weights "
+                       "truncated normal std 0.01, zero biases); zero_head (conv4 with a head: head "
+                       "weight and bias 0); hypergrad (zero_head, and convolutions He-normal over "
+                       "fan-out with zero biases, as hypergrad's iMAML nets)")
     args: dict = _f({}, doc="backbone constructor arguments")
 
 

@@ -21,6 +21,7 @@ from metaloop.nets.fused import norm_pool_relu_block
 from metaloop.nets.layout import preferred_layout
 
 Norm = Literal["task", "batch", "group", "none"]
+NormPosition = Literal["pre", "post"]
 
 
 def _norm_layer(norm: Norm, channels: int) -> nn.Module:
@@ -35,15 +36,22 @@ def _norm_layer(norm: Norm, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {norm!r}; use 'task', 'batch', 'group' or 'none'")
 
 
-def conv_block(in_ch: int, out_ch: int, norm: Norm, downsample: str) -> nn.Sequential:
+def conv_block(in_ch: int, out_ch: int, norm: Norm, downsample: str,
+               norm_position: NormPosition = "pre") -> nn.Sequential:
+    """``pre``: conv → norm → ReLU (→ pool), the usual Conv-4. ``post``: conv → ReLU (→ pool) → norm,
+    the block of hypergrad's iMAML Omniglot net (Grazzi et al. 2020): the next layer (or the head)
+    sees normalised features, so their scale is the norm's, not the ReLU's."""
+    if norm_position not in ("pre", "post"):
+        raise ValueError(f"unknown norm_position {norm_position!r}; use 'pre' or 'post'")
     stride = 2 if downsample == "stride" else 1
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1),
-        _norm_layer(norm, out_ch),
-    ]
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1)]
+    if norm_position == "pre":
+        layers.append(_norm_layer(norm, out_ch))
     if downsample == "max":
         layers.append(nn.MaxPool2d(2))  # before the ReLU: same function, a quarter of the work
     layers.append(nn.ReLU())
+    if norm_position == "post":
+        layers.append(_norm_layer(norm, out_ch))
     return nn.Sequential(*layers)
 
 
@@ -71,13 +79,14 @@ class Conv4(nn.Module):
         norm: Norm = "task",
         downsample: Literal["max", "stride"] = "max",
         blocks: int = 4,
+        norm_position: NormPosition = "pre",
     ) -> None:
         super().__init__()
         if downsample not in ("max", "stride"):
             raise ValueError(f"unknown downsample {downsample!r}; use 'max' or 'stride'")
         chans = [in_channels] + [hidden] * blocks
         self.features = nn.Sequential(
-            *[conv_block(chans[i], chans[i + 1], norm, downsample) for i in range(blocks)]
+            *[conv_block(chans[i], chans[i + 1], norm, downsample, norm_position) for i in range(blocks)]
         )
         side = conv4_output_size(image_size, blocks, downsample)
         if side < 1:

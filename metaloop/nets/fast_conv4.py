@@ -43,7 +43,7 @@ class FastConv4(nn.Module):
             ):
                 raise ValueError(
                     f"FastConv4 needs max-pool Conv4 blocks [conv, norm, pool, relu], got {kinds}; "
-                    "use Conv4(downsample='max')"
+                    "use Conv4(downsample='max', norm_position='pre')"
                 )
         self.conv4 = conv4.to(memory_format=torch.channels_last)
         self.embedding_dim = conv4.embedding_dim

@@ -37,11 +37,11 @@ def image_batch(
     return EpisodeBatch.stack(episodes)
 
 
-def tiny_conv(norm: str = "task", ways: int = 3, seed: int = 0):
+def tiny_conv(norm: str = "task", ways: int = 3, seed: int = 0, **kwargs):
     from metaloop.nets import Conv4
 
     torch.manual_seed(seed)
-    return Conv4(1, ways, hidden=4, image_size=8, blocks=2, norm=norm).double()
+    return Conv4(1, ways, hidden=4, image_size=8, blocks=2, norm=norm, **kwargs).double()
 
 
 def tiny_mlp(hidden=(8, 8), seed: int = 0):

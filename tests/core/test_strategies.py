@@ -43,6 +43,20 @@ def test_conv_with_task_batchnorm_matches_reference(strategy, first_order):
     assert abs(loss.item() - ref_value.item()) < 1e-12
 
 
+@pytest.mark.parametrize("strategy", ["loop", "vmap", "split"])
+@pytest.mark.parametrize("downsample", ["max", "stride"])
+def test_post_activation_task_batchnorm_matches_reference(strategy, downsample):
+    """hypergrad's block order (conv → ReLU → pool → norm): the norm's input is no longer a
+    convolution's output, which is where a wrong batch-norm gradient would show differently."""
+    net = tiny_conv("task", norm_position="post", downsample=downsample)
+    assert isinstance(net.features[0][-1], type(tiny_conv("task").features[0][1]))  # norm last
+    algo = MAML(net, inner_lr=0.3, inner_steps=2, strategy=strategy)
+    algo.split_chunk = 2
+    batch = image_batch(3, 3, 1, 2)
+    got = meta_gradient(algo.meta_loss(batch), list(net.parameters()))
+    assert relative_error(got, reference_grads(algo, batch)) < TOL
+
+
 @pytest.mark.parametrize("strategy", ["vmap", "split"])
 def test_native_batchnorm_under_vmap_is_caught_by_the_checker(strategy):
     """torch 2.13's batch_norm under vmap: second-order meta-gradients are wrong (~1e-1 here).
