@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -172,7 +174,7 @@ def test_preset_inner_solver_descends_its_proximal_objective():
     """The shipped Omniglot preset's inner step size must make 16 GD steps *decrease*
     ``L_s(phi) + lam/2 ||phi - theta||^2``: a diverged solve (step 0.4 multiplied the objective
     by ~20 here) leaves iMAML at chance while every gradient check still passes."""
-    algo, theta, objective, tasks = _preset_proximal_problem()
+    algo, theta, objective, tasks = _preset_proximal_problem(())
     for x, y in tasks(3):
         phi = algo._solve_inner(theta, x, y, algo.inner_steps)
         assert objective(phi, x, y) < objective(theta, x, y)
@@ -299,12 +301,27 @@ def test_preset_inner_solver_never_increases_its_proximal_objective():
         assert values[-1] < 0.25 * values[0]
 
 
-def _preset_proximal_problem():
+def test_shipped_preset_inner_solver_never_increases_its_proximal_objective():
+    """The preset's own network (hypergrad's block order and init, zero head: F starts at ln 5)."""
+    algo, theta, objective, tasks = _preset_proximal_problem(())
+    for x, y in tasks(2):
+        values = [objective(algo._solve_inner(theta, x, y, k), x, y) for k in range(algo.inner_steps + 1)]
+        assert values[0] == pytest.approx(math.log(5))
+        assert all(b <= a for a, b in zip(values, values[1:], strict=False)), values
+        assert values[-1] < 0.5 * values[0]
+
+
+#: the preset's sessions-6..8 network (MAML's stride-2 Conv-4, torch's init): the unstable inner problem
+#: the line search was made for (Hessian eigenvalues ~50-80 at init against GD's bound of 18)
+STRIDE_NET = ("model.downsample=stride", "model.norm_position=pre", "model.init=default")
+
+
+def _preset_proximal_problem(overrides: tuple[str, ...] = STRIDE_NET):
     """The Omniglot preset's iMAML at a fresh init, its proximal objective ``F(phi)`` at that
     ``theta``, and Omniglot-shaped tasks (sparse binary strokes), all seeded."""
     from metaloop.config import build, load_config
 
-    config = load_config("imaml_omniglot_5w1s")
+    config = load_config("imaml_omniglot_5w1s", overrides)
     torch.manual_seed(0)
     algo = build.build_algorithm(config, build.build_model(config))
     theta = {n: p.detach() for n, p in algo.meta_params().items()}
