@@ -2,6 +2,10 @@
 
 Four blocks of 3x3 convolution (64 filters) → batch norm → ReLU → 2x2 max-pool. The MAML paper's
 Omniglot variant replaces max-pooling by stride-2 convolutions (``downsample="stride"``).
+``norm_position="post"`` moves the norm after the ReLU and pooling, the block of hypergrad's iMAML
+Omniglot net. With that net's init (``model.init: hypergrad``) and batches our iMAML preset went from
+72.8 to 92.5 % at 100 meta-iterations; the order alone is worth nothing measurable there
+(docs/optimization.md).
 
 The block is stored as conv → norm → max-pool → ReLU: the same function and the same gradients
 (ReLU is monotone, so ``relu(maxpool(x)) == maxpool(relu(x))``, and both route a window's gradient
