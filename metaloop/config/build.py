@@ -92,24 +92,28 @@ def build_model(config: RunConfig) -> nn.Module | None:
         args.setdefault("image_size", t.image_size)
     if m.name == "mlp" and "hidden" in args:
         args["hidden"] = tuple(args["hidden"])
-    defined_for = {"default": ("mlp", "conv4"), "maml_tf": ("mlp",), "zero_head": ("conv4",),
-                   "hypergrad": ("conv4",)}
-    if m.name not in defined_for[m.init]:
-        allowed = ", ".join(k for k, names in defined_for.items() if m.name in names)
-        raise ConfigError(f"model.init: {m.init} is defined for model {' / '.join(defined_for[m.init])} "
-                          f"only; allowed for {m.name}: {allowed}")
+    allowed, init = MODEL_INITS[m.init]
+    if m.name not in allowed:
+        here = ", ".join(k for k, (names, _) in MODEL_INITS.items() if m.name in names)
+        raise ConfigError(f"model.init: {m.init} is defined for model {' / '.join(allowed)} "
+                          f"only; allowed for {m.name}: {here}")
     try:
         model = cls(**args)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model: {exc}") from exc
-    if m.init in ("zero_head", "hypergrad"):
-        if model.head is None:
-            raise ConfigError(f"model.init: {m.init} needs a head; set model.out_features (the ways)")
-        nn.init.zeros_(model.head.weight)
-        nn.init.zeros_(model.head.bias)
-    if m.init == "hypergrad":
-        he_fan_out_convs(model)
-    return maml_tf_init(model) if m.init == "maml_tf" else model
+    try:
+        return model if init is None else init(model)
+    except ValueError as exc:
+        raise ConfigError(f"model.init: {m.init} {exc}") from exc
+
+
+def zero_head(model: nn.Module) -> nn.Module:
+    """A zero classifier head: every class starts at the same logit (hypergrad's iMAML nets)."""
+    if getattr(model, "head", None) is None:
+        raise ValueError("needs a head; set model.out_features (the ways)")
+    nn.init.zeros_(model.head.weight)
+    nn.init.zeros_(model.head.bias)
+    return model
 
 
 def he_fan_out_convs(model: nn.Module) -> nn.Module:
@@ -132,6 +136,15 @@ def maml_tf_init(model: nn.Module, std: float = 0.01) -> nn.Module:
             nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
             nn.init.zeros_(module.bias)
     return model
+
+
+#: ``model.init`` → (the backbones it is defined for, the function applied to the built model)
+MODEL_INITS = {
+    "default": (("mlp", "conv4"), None),
+    "maml_tf": (("mlp",), maml_tf_init),
+    "zero_head": (("conv4",), zero_head),
+    "hypergrad": (("conv4",), lambda model: he_fan_out_convs(zero_head(model))),
+}
 
 
 def algorithm_class(name: str) -> type:

@@ -164,11 +164,16 @@ def test_model_init_maml_tf_is_cbfinns_truncated_normal():
         build.build_model(config_from_dict(conv))
 
 
+def _omniglot_conv4(init: str) -> dict:
+    data = with_("model.init", init)
+    data["model"] = {"name": "conv4", "init": init, "out_features": 5}
+    data["tasks"] = {"dataset": "omniglot", "image_size": 28, "ways": 5, "shots": 1, "queries": 1}
+    return data
+
+
 def test_model_init_zero_head_zeroes_only_the_conv4_head():
     pytest.importorskip("torch")
-    data = with_("model.init", "zero_head")
-    data["model"] = {"name": "conv4", "init": "zero_head", "out_features": 5}
-    data["tasks"] = {"dataset": "omniglot", "image_size": 28, "ways": 5, "shots": 1, "queries": 1}
+    data = _omniglot_conv4("zero_head")
     model = build.build_model(config_from_dict(data))
     assert model.head.weight.abs().max().item() == 0.0 and model.head.bias.abs().max().item() == 0.0
     assert model.features[0][0].weight.abs().max().item() > 0.0
@@ -182,10 +187,7 @@ def test_model_init_zero_head_zeroes_only_the_conv4_head():
 def test_model_init_hypergrad_is_he_fan_out_convs_and_a_zero_head():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    data = with_("model.init", "hypergrad")
-    data["model"] = {"name": "conv4", "init": "hypergrad", "out_features": 5}
-    data["tasks"] = {"dataset": "omniglot", "image_size": 28, "ways": 5, "shots": 1, "queries": 1}
-    model = build.build_model(config_from_dict(data))
+    model = build.build_model(config_from_dict(_omniglot_conv4("hypergrad")))
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     weights = torch.cat([c.weight.flatten() for c in convs[1:]])  # 64 -> 64: 110k samples
     assert abs(weights.std().item() - (2 / (9 * 64)) ** 0.5) < 0.002  # torch's default: ~0.024

@@ -8,6 +8,7 @@ from torch import nn
 from metaloop.algorithms.maml import MAML
 from metaloop.core import strategies
 from metaloop.core.gradcheck import meta_gradient, reference_maml_loss, relative_error
+from metaloop.nets.batchnorm import TaskBatchNorm
 from tests.core.optim_fixtures import image_batch, sinusoid_batch, tiny_conv, tiny_mlp
 
 TOL = 1e-10
@@ -49,7 +50,7 @@ def test_post_activation_task_batchnorm_matches_reference(strategy, downsample):
     """hypergrad's block order (conv → ReLU → pool → norm): the norm's input is no longer a
     convolution's output, which is where a wrong batch-norm gradient would show differently."""
     net = tiny_conv("task", norm_position="post", downsample=downsample)
-    assert isinstance(net.features[0][-1], type(tiny_conv("task").features[0][1]))  # norm last
+    assert isinstance(net.features[0][-1], TaskBatchNorm)  # norm last
     algo = MAML(net, inner_lr=0.3, inner_steps=2, strategy=strategy)
     algo.split_chunk = 2
     batch = image_batch(3, 3, 1, 2)
