@@ -84,6 +84,37 @@ def test_presets_all_validate_and_overrides_apply():
         load_config("maml_sinusoid", ["training.lr"])
 
 
+def test_every_classification_preset_with_a_head_builds_one_as_wide_as_its_ways():
+    """A 20-way preset copied from a 5-way one with the head left at 5 would fail only when its
+    first episode runs, possibly hours into a queue; here it fails at once."""
+    checked = 0
+    for name in preset_paths():
+        config = load_config(name)
+        width = config.model.args.get("out_features")
+        if config.tasks.dataset is None or width is None:
+            continue
+        ways, _, _ = config.evaluation.shape(config.tasks)
+        assert width == config.tasks.ways == ways, name
+        build.build_algorithm(config, build.build_model(config))
+        checked += 1
+    assert checked >= 12  # MAML, FOMAML, ANIL, Meta-SGD, Reptile and iMAML at 5 and 20 ways
+
+
+def test_imaml_20_way_warm_start_keeps_the_zero_head_of_its_init():
+    """The 20-way iMAML preset says a warm start from 5-way weights leaves its head at zero."""
+    from metaloop.engine.transfer import load_matching
+
+    five = build.build_algorithm(c5 := load_config("imaml_omniglot_5w1s"), build.build_model(c5))
+    for p in five.parameters():
+        p.data.normal_()  # stands for trained weights: every tensor non-zero
+    twenty = build.build_algorithm(c20 := load_config("imaml_omniglot_20w1s"), build.build_model(c20))
+    report = load_matching(twenty, five.state_dict())
+    head = {n: t for n, t in twenty.state_dict().items() if "head" in n}
+    assert head and sorted(report.shape_mismatch) == sorted(head)
+    assert all(t.abs().sum() == 0 for t in head.values())
+    assert all(twenty.state_dict()[n].equal(five.state_dict()[n]) for n in report.loaded)
+
+
 def test_exponent_floats_without_dot_are_floats(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("tasks: {family: linear}\nalgorithm: {name: x, args: {inner_lr: 1e30}}\n"
