@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="runs/repro_optim")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--minutes", type=float, default=None,
-                    help="wall-time bound: stop (checkpoint + test) at the next 50-iteration boundary")
+                    help="wall-time bound: stop (checkpoint + test) at the next --wall-chunk boundary")
+    ap.add_argument("--wall-chunk", type=int, default=50,
+                    help="iterations between wall-time checks under --minutes (lower it for slow "
+                    "presets: 50 iMAML 20-way iterations take ~30 min)")
     ap.add_argument("--init-from", default=None,
                     help="warm start from another preset's checkpoint: every tensor whose name and shape "
                     "match (e.g. 5-way weights for a 20-way preset; the wider head starts fresh)")
@@ -107,10 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     wall0 = time.time()
     while done < total:
         # chunks end on multiples of --eval-every (same seeds as an unbounded run); a wall bound
-        # cuts them into 50-iteration pieces so the run stops near it
+        # cuts them into --wall-chunk pieces so the run stops near it
         chunk = min(args.eval_every - done % args.eval_every, total - done)
         if args.minutes is not None:
-            chunk = min(chunk, 50)
+            chunk = min(chunk, args.wall_chunk)
         cpu0 = time.process_time()
         meta_train(
             algo,
