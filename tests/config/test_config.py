@@ -226,6 +226,16 @@ def test_model_init_hypergrad_is_he_fan_out_convs_and_a_zero_head():
     assert model.head.weight.abs().max().item() == 0.0
 
 
+def test_schema_init_choices_are_the_inits_build_defines():
+    """The schema lists the choices itself (it loads without torch); this keeps the two lists one."""
+    import dataclasses
+
+    from metaloop.config.schema import ModelConfig
+
+    field = next(f for f in dataclasses.fields(ModelConfig) if f.name == "init")
+    assert set(field.metadata["choices"]) == set(build.MODEL_INITS)
+
+
 def test_task_kind_from_the_learners_arguments():
     data = with_("algorithm.name", "incontext")
     data["model"], data["algorithm"]["args"] = {"name": "none"}, {"d_model": 8, "heads": 2}
