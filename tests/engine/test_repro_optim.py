@@ -3,6 +3,7 @@ and --resume goes on from there."""
 
 import json
 
+import pytest
 import torch
 
 from benchmarks.repro_optim import main
@@ -24,3 +25,9 @@ def test_wall_bound_stops_at_a_chunk_boundary_and_resume_finishes(tmp_path):
     rows = _rows(tmp_path)
     assert [r["iterations"] for r in rows] == [3, 7]
     assert all(len(r[k]) == 2 for r in rows for k in r if k.startswith("mse@"))
+
+
+def test_wall_chunk_below_one_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):  # a chunk of 0 would never advance the run
+        main(ARGS + ["--out", str(tmp_path), "--minutes", "1", "--wall-chunk", "0"])
+    assert "--wall-chunk must be >= 1" in capsys.readouterr().err
