@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from metaloop.algorithms.reptile import Reptile
+from metaloop.algorithms.reptile import Reptile, minibatch_schedule
 from metaloop.core.gradcheck import clone_adapt, meta_gradient, relative_error
 from tests.core.optim_fixtures import bn_mlp, sinusoid_batch
 
@@ -70,3 +70,65 @@ def test_adapt_is_graph_free_in_train_mode():
         Reptile(bn_mlp(), first_order=False)
     with pytest.raises(ValueError, match="strategy"):
         Reptile(bn_mlp(), strategy="split")
+
+
+def test_minibatch_schedule_covers_each_pass_before_repeating():
+    torch.manual_seed(0)
+    index = minibatch_schedule(10, 7, 4)  # 28 draws: passes of 10, 10 and the first 8 of a third
+    assert index.shape == (7, 4)
+    flat = index.flatten()
+    for start in (0, 10):
+        assert sorted(flat[start : start + 10].tolist()) == list(range(10))
+    assert len(set(flat[20:].tolist())) == 8
+    state = torch.random.get_rng_state()
+    full = minibatch_schedule(5, 3, 5)  # full batch: every step all examples, no random draw
+    assert torch.equal(full, torch.arange(5).expand(3, 5))
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def minibatch_reference_phis(net, algo, batch, seed):
+    """Clone-style SGD, one step per minibatch of the schedule drawn with ``seed``."""
+    torch.manual_seed(seed)
+    n = batch.support_x.shape[1]
+    schedules = [minibatch_schedule(n, algo.inner_steps, algo.inner_batch) for _ in batch]
+    out = []
+    for ep, schedule in zip(batch, schedules, strict=True):
+        weights = {n: p.detach().requires_grad_() for n, p in net.named_parameters()}
+        for rows in schedule:
+            _, weights = clone_adapt(
+                net,
+                weights,
+                algo.adapted_names,
+                algo.inner_lrs(),
+                algo.loss,
+                ep.support_x[rows],
+                ep.support_y[rows],
+                1,
+                create_graph=False,
+            )
+            weights = {n: w.detach().requires_grad_() for n, w in weights.items()}
+        out.append(weights)
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+def test_minibatch_steps_match_a_per_step_reference(strategy):
+    """Each inner step sees only its minibatch (with its own batch statistics), in both strategies."""
+    net = bn_mlp()
+    algo = Reptile(net, inner_lr=0.05, inner_steps=4, inner_batch=3, task="regression", strategy=strategy)
+    batch = sinusoid_batch(3, 5, 6)
+    phis = minibatch_reference_phis(net, algo, batch, seed=7)
+    expected = [
+        p.detach() - sum(phi[n].detach() for phi in phis) / len(phis) for n, p in net.named_parameters()
+    ]
+    torch.manual_seed(7)
+    loss = algo.meta_loss(batch)
+    assert relative_error(meta_gradient(loss, list(net.parameters())), expected) < 1e-10
+    full = Reptile(bn_mlp(), inner_lr=0.05, inner_steps=4, task="regression", strategy=strategy)
+    full_grad = meta_gradient(full.meta_loss(batch), list(full.parameters()))
+    assert relative_error(full_grad, expected) > 1e-3  # minibatches really change the steps
+
+
+def test_inner_batch_is_validated():
+    with pytest.raises(ValueError, match="inner_batch"):
+        Reptile(bn_mlp(), inner_batch=0)
