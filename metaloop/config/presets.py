@@ -3,6 +3,11 @@
 ``load_config("maml_omniglot_5w1s", ["training.lr=0.01"])`` finds the preset by name (or reads the
 path), applies ``key=value`` overrides (values parsed as YAML, so ``[0,1,5]`` is a list and ``null``
 is None), validates everything and returns a :class:`RunConfig`.
+
+A preset may start from another with ``extends: <preset name or path>``: a 20-way row differs
+from its 5-way sibling in a few keys, and restating the rest lets the copies drift apart. Its own
+keys are merged over the parent's (see :func:`merge_sections`); the row's identity (``name``,
+``description``, ``paper``) is never inherited.
 """
 
 from __future__ import annotations
@@ -78,6 +83,48 @@ def resolve_source(name_or_path: str) -> tuple[Path, str]:
                       "(or give a path to a .yaml file; `metaloop presets` lists them)")
 
 
+NOT_INHERITED = ("name", "description", "paper")
+
+
+def merge_sections(base: dict, child: dict) -> dict:
+    """``child`` over ``base``: mappings merge key by key, other values replace.
+
+    A mapping that names a different component (its ``name`` differs, e.g. ``algorithm: {name:
+    fomaml}`` over a ``maml`` block) replaces the parent's instead: the parent's arguments belong
+    to the other component.
+    """
+    out = dict(base)
+    for key, value in child.items():
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and value.get("name", old.get("name")) == \
+                old.get("name"):
+            out[key] = merge_sections(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_extends(data: dict, path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """``data`` with its ``extends:`` parent (a preset name, or a path relative to ``path``) merged in."""
+    if "extends" not in data:
+        return data
+    parent = data["extends"]
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f"{path}: extends must name a preset or a YAML file, got {parent!r}")
+    relative = path.parent / parent
+    try:
+        parent_path = relative if relative.is_file() else resolve_source(parent)[0]
+    except (ConfigError, FileNotFoundError) as exc:
+        raise ConfigError(f"{path}: extends {parent!r}: {exc}") from exc
+    chain = (*chain, path.resolve())
+    if parent_path.resolve() in chain:
+        names = " -> ".join(p.stem for p in (*chain, parent_path))
+        raise ConfigError(f"{path}: extends cycle {names}; one of them must not extend the other")
+    base = resolve_extends(read_yaml(parent_path), parent_path, chain)
+    base = {k: v for k, v in base.items() if k not in NOT_INHERITED}
+    return merge_sections(base, {k: v for k, v in data.items() if k != "extends"})
+
+
 def apply_override(data: dict, assignment: str) -> None:
     """Apply one ``section.key=value`` override in place (value parsed as YAML)."""
     if "=" not in assignment:
@@ -109,7 +156,7 @@ def config_from_dict(data: dict, name: str | None = None) -> RunConfig:
 def load_config_data(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[dict, str]:
     """The raw config mapping (overrides applied, not yet validated) and the run name."""
     path, name = resolve_source(name_or_path)
-    data = read_yaml(path)
+    data = resolve_extends(read_yaml(path), path)
     for assignment in overrides:
         apply_override(data, assignment)
     return data, name
