@@ -29,10 +29,13 @@ def results_table(folder: Path) -> str:
         per_ep = record["cpu_seconds"] / max(1, r["episodes"])
         tuned = record.get("info", {}).get("tuned", {}).get("best")
         note = p.get("label", p["algorithm"]) + (f" (meta-val: {tuned})" if tuned else "")
+        ece = f"{r['extra'].get('ece', {}).get('mean', float('nan')) * 100:.1f}"
+        if "calibration" in record:  # score_trained --calibrate: ECE at the meta-val temperature
+            cal = record["calibration"]
+            ece += f" ({cal['ece'] * 100:.1f} at T = {cal['temperature']:.2f})"
         rows.setdefault(key, []).append(
             f"| {note} | {r['mean'] * 100:.2f} ± {r['ci95'] * 100:.2f} | {r['episodes']} | "
-            f"{record['cpu_seconds']:.0f} s ({per_ep * 1000:.0f} ms/episode) | "
-            f"{r['extra'].get('ece', {}).get('mean', float('nan')) * 100:.1f} | `{p['name']}` |")
+            f"{record['cpu_seconds']:.0f} s ({per_ep * 1000:.0f} ms/episode) | {ece} | `{p['name']}` |")
     out = []
     for (ds, split, ways, shots), lines in sorted(rows.items()):
         out += [f"### {ds} ({split}) {ways}-way {shots}-shot", "",

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing  # noqa: E402
 
 from benchmarks.baselines_setup import RESULTS, episode_set, load_splits, log  # noqa: E402
+from metaloop import metrics  # noqa: E402
 from metaloop.config import load_config  # noqa: E402
 from metaloop.config.build import build_algorithm, build_model  # noqa: E402
 from metaloop.evaluate import evaluate  # noqa: E402
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="adaptation steps (gradient learners)")
     ap.add_argument("--label", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--calibrate", type=int, default=0, metavar="N",
+                    help="also fit a temperature on N meta-val episodes (Guo et al. 2017) and report "
+                    "the test NLL and ECE at it (accuracy does not change)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides the learner was trained with (as in repro_metric --set); "
                     "a name=... override also names the result file")
@@ -123,6 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     cpu = time.process_time()
     result = evaluate(algo, episodes, steps=args.steps)
     cpu = time.process_time() - cpu
+    calibration = None
+    if args.calibrate:
+        val = episode_set(splits.val, {**spec, "seed": 1}, args.calibrate, tag="val")
+        temperature = metrics.fit_temperature(*evaluate(algo, val, steps=args.steps).pooled)
+        logits, targets = result.pooled
+        calibration = {"temperature": temperature,
+                       "fitted_on": f"{args.calibrate} meta-val episodes (seed 1)",
+                       "nll": metrics.nll(logits / temperature, targets),
+                       "ece": metrics.expected_calibration_error(logits / temperature, targets)}
     record = {
         "preset": {"name": preset_name, "algorithm": algo_name, "label": f"meta-learner: {label}",
                    "dataset": "omniglot", "split": "vinyals", "ways": args.ways, "shots": args.shots,
@@ -133,9 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_seconds": cpu,
         "info": {"training": info, "steps": args.steps},
         "torch_threads": args.threads,
+        **({"calibration": calibration} if calibration else {}),
     }
     atomic_write_json(RESULTS / f"meta_{preset_name}_{args.ways}w{args.shots}s.json", record)
     print(f"{label}: {result.summary()}")
+    if calibration:
+        print(f"  temperature {calibration['temperature']:.3f} ({calibration['fitted_on']}): ECE "
+              f"{result.extra['ece'][0] * 100:.1f} -> {calibration['ece'] * 100:.1f} %, NLL "
+              f"{result.extra['nll'][0]:.3f} -> {calibration['nll']:.3f}")
     return 0
 
 

@@ -26,6 +26,9 @@ class EvalResult:
     values: Tensor
     seconds: float
     extra: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: classification: every query's logits (already divided by the temperature) and its label,
+    #: pooled over episodes, e.g. for :func:`metaloop.metrics.fit_temperature` on meta-val
+    pooled: tuple[Tensor, Tensor] | None = field(default=None, repr=False)
 
     @property
     def episodes(self) -> int:
@@ -52,6 +55,7 @@ def evaluate(
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
     calibration_bins: int = 15,
+    temperature: float = 1.0,
     progress=None,
 ) -> EvalResult:
     """Adapt on each episode's support set and score its query set.
@@ -60,8 +64,12 @@ def evaluate(
     regression reports MSE, plus Gaussian NLL for learners with ``predict_distribution`` (the
     binned density's NLL for ``output == "binned"``, e.g. ``incontext`` with ``output="binned"``).
     ``steps`` overrides the number of adaptation steps of gradient-based learners (``0`` scores the
-    meta-learned initialisation before adaptation). ``progress`` is an optional callable ``(done)``.
+    meta-learned initialisation before adaptation). ``temperature`` divides classification logits
+    before NLL and ECE (fit it on meta-val episodes with :func:`metaloop.metrics.fit_temperature`;
+    accuracy does not depend on it). ``progress`` is an optional callable ``(done)``.
     """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     was_training = algorithm.training
     algorithm.eval()
     values, nlls, all_logits, all_targets = [], [], [], []
@@ -82,6 +90,7 @@ def evaluate(
                 )
             with torch.no_grad():
                 if algorithm.task == "classification":
+                    prediction = prediction / temperature
                     values.append(metrics.accuracy(prediction, episode.query_y))
                     nlls.append(metrics.nll(prediction, episode.query_y))
                     all_logits.append(prediction.detach().cpu())
@@ -98,15 +107,16 @@ def evaluate(
         raise ValueError("evaluate got no episodes; pass a non-empty EpisodeSet")
     seconds = time.perf_counter() - start
     name = "accuracy" if algorithm.task == "classification" else "mse"
-    extra = {}
+    extra, pooled = {}, None
+    if all_logits and len({x.shape[-1] for x in all_logits}) == 1:  # pooling needs one way count
+        pooled = (torch.cat(all_logits), torch.cat(all_targets))
     if nlls:
         extra["nll"] = metrics.mean_ci95(nlls)
-    if all_logits and len({x.shape[-1] for x in all_logits}) == 1:  # ECE needs one number of ways
-        ece = metrics.expected_calibration_error(torch.cat(all_logits), torch.cat(all_targets),
-                                                 calibration_bins)
-        extra["ece"] = (ece, 0.0)
+    if pooled is not None:
+        extra["ece"] = (metrics.expected_calibration_error(*pooled, calibration_bins), 0.0)
     mean, ci = metrics.mean_ci95(values)
-    return EvalResult(name, mean, ci, torch.tensor(values, dtype=torch.float64), seconds, extra)
+    return EvalResult(name, mean, ci, torch.tensor(values, dtype=torch.float64), seconds, extra,
+                      pooled)
 
 
 def _predict_once(algorithm, adapted, episode: Episode) -> tuple[Tensor, float | None]:

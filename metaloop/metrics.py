@@ -64,3 +64,39 @@ def expected_calibration_error(logits: Tensor, targets: Tensor, bins: int = 15) 
     """ECE (Guo et al. 2017, Eq. 3): Σ_b |B_b|/n · |acc(B_b) − conf(B_b)| over equal-width bins."""
     count, conf, acc = calibration_bins(logits, targets, bins)
     return float((count / count.sum() * (acc - conf).abs()).sum())
+
+
+def fit_temperature(logits: Tensor, targets: Tensor, bounds: tuple[float, float] = (1e-2, 1e2)) -> float:
+    """Temperature scaling (Guo et al. 2017, Sec. 4.2): the ``T`` minimising the NLL of ``logits / T``.
+
+    One scalar fitted on held-out predictions (meta-val episodes, never the test set) repairs a
+    learner that is systematically over- or under-confident without changing any decision: the
+    argmax, hence the accuracy, is the same at every ``T``. The NLL is convex in ``1 / T``, so a
+    golden-section search on ``log T`` over ``bounds`` finds the minimum; a result at a bound means
+    the optimum lies beyond it (e.g. every prediction correct: sharper is always better).
+    """
+    lo, hi = bounds
+    if not 0 < lo < hi:
+        raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds}")
+    if logits.ndim != 2 or targets.shape != logits.shape[:1]:
+        raise ValueError(f"expected logits [n, ways] and targets [n], got {tuple(logits.shape)} and "
+                         f"{tuple(targets.shape)}")
+    z = logits.detach().double()
+
+    def loss(log_t: float) -> float:
+        return float(F.cross_entropy(z / math.exp(log_t), targets))
+
+    a, b = math.log(lo), math.log(hi)
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = loss(c), loss(d)
+    while b - a > 1e-6:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = loss(d)
+    return math.exp((a + b) / 2)

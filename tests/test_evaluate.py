@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from metaloop import metrics
 from metaloop.algorithms.base import Algorithm, check_no_steps
 from metaloop.evaluate import evaluate
 from metaloop.tasks.episode_set import EpisodeSet
@@ -53,3 +54,18 @@ def test_evaluate_names_a_diverged_learner(toy_dataset):
     episodes = EpisodeSet.generate(FewShotSampler(toy_dataset, 2, 1, 1), 2, seed=0)
     with pytest.raises(FloatingPointError, match="Diverged predicted NaN/inf on episode 0"):
         evaluate(Diverged(), episodes)
+
+
+def test_temperature_rescales_nll_and_ece_but_not_accuracy(toy_dataset):
+    episodes = EpisodeSet.generate(FewShotSampler(toy_dataset, 5, 1, 3), 10, seed=1)
+    raw = evaluate(PixelNearestMean(), episodes)
+    logits, targets = raw.pooled
+    assert logits.shape == (10 * 5 * 3, 5) and targets.shape == (150,)
+    hot = evaluate(PixelNearestMean(), episodes, temperature=4.0)
+    assert hot.mean == raw.mean and torch.equal(hot.values, raw.values)
+    assert torch.allclose(hot.pooled[0], logits / 4.0)
+    assert hot.extra["nll"][0] == pytest.approx(metrics.nll(logits / 4.0, targets))
+    assert hot.extra["ece"][0] == pytest.approx(metrics.expected_calibration_error(logits / 4.0, targets))
+    assert hot.extra["nll"][0] != pytest.approx(raw.extra["nll"][0])
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        evaluate(PixelNearestMean(), episodes, temperature=0.0)

@@ -46,3 +46,28 @@ def test_ece_hand_computed():
     assert metrics.expected_calibration_error(logits, y, bins=10) == pytest.approx(0.4 * 2 / 3 + 0.4 / 3)
     perfect = torch.tensor([[10.0, -10.0]] * 4)
     assert metrics.expected_calibration_error(perfect, torch.zeros(4, dtype=torch.long)) < 1e-6
+
+
+def test_fit_temperature_recovers_the_temperature_that_generated_the_labels():
+    """Labels drawn from softmax(z / 2.5): the NLL-optimal temperature is 2.5 (up to sampling)."""
+    g = torch.Generator().manual_seed(0)
+    z = 3 * torch.randn(50_000, 5, generator=g, dtype=torch.float64)
+    y = torch.multinomial((z / 2.5).softmax(-1), 1, generator=g).squeeze(1)
+    t = metrics.fit_temperature(z, y)
+    assert t == pytest.approx(2.5, rel=0.03)
+    best = metrics.nll(z / t, y)
+    assert best < metrics.nll(z / (1.05 * t), y) and best < metrics.nll(z / (t / 1.05), y)
+    assert metrics.accuracy(z / t, y) == metrics.accuracy(z, y)
+
+
+def test_fit_temperature_sharpens_underconfident_logits_and_checks_input():
+    g = torch.Generator().manual_seed(1)
+    z = 3 * torch.randn(20_000, 5, generator=g, dtype=torch.float64)
+    y = torch.multinomial(z.softmax(-1), 1, generator=g).squeeze(1)
+    timid = z / 4  # logits four times too flat: the fit must sharpen them back, T ~ 1/4
+    assert metrics.fit_temperature(timid, y) == pytest.approx(0.25, rel=0.05)
+    assert metrics.expected_calibration_error(timid / 0.25, y) < metrics.expected_calibration_error(timid, y)
+    with pytest.raises(ValueError, match="bounds"):
+        metrics.fit_temperature(z, y, bounds=(1.0, 0.5))
+    with pytest.raises(ValueError, match="expected logits"):
+        metrics.fit_temperature(z[:, 0], y)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 import metaloop
+from metaloop import metrics
 from metaloop.config import build
 from metaloop.engine import checkpoint as ckpt
 from metaloop.engine.progress import Progress, progress_enabled
@@ -30,8 +31,13 @@ def versions() -> dict:
 
 def evaluate_run(run_dir: Path, *, config=None, episodes: int | None = None, steps: list[int] | None = None,
                  which: str | None = None, device: torch.device | str = "cpu", train=None,
-                 world_size: int = 1, filename: str = "result.json", quiet: bool = False) -> dict:
-    """Score the run on meta-test episodes and write ``filename`` in the run folder."""
+                 world_size: int = 1, filename: str = "result.json", quiet: bool = False,
+                 calibrate: bool = False) -> dict:
+    """Score the run on meta-test episodes and write ``filename`` in the run folder.
+
+    ``calibrate``: also fit a temperature on the run's meta-val episodes and report the test NLL and
+    ECE at it (:func:`metaloop.metrics.fit_temperature`; classification only, accuracy unchanged).
+    """
     from metaloop.engine.run import read_run_config
 
     run_dir = Path(run_dir)
@@ -43,6 +49,11 @@ def evaluate_run(run_dir: Path, *, config=None, episodes: int | None = None, ste
     algorithm.load_state_dict(ckpt.load_weights(weights_path))
     algorithm.to(device)
     test = build.meta_test_episodes(config, sources, episodes)
+    val = build.meta_val_episodes(config, sources) if calibrate else None
+    if calibrate and (algorithm.task != "classification" or val is None):
+        raise ValueError("--calibrate fits a temperature to classification logits on meta-val episodes; "
+                         f"this run has task {algorithm.task!r} and "
+                         f"{'no' if val is None else len(val)} meta-val episodes (training.val_episodes)")
     steps = config.evaluation.steps if steps is None else steps
     bar = Progress(len(test) * (1 + len(steps)), desc="meta-test", enabled=progress_enabled(quiet))
     tick = lambda _: bar.update(1)  # noqa: E731
@@ -68,6 +79,13 @@ def evaluate_run(run_dir: Path, *, config=None, episodes: int | None = None, ste
     }
     if note:
         result["steps_note"] = note
+    if calibrate:
+        temperature = metrics.fit_temperature(*evaluate(algorithm, val, device=device).pooled)
+        logits, targets = main.pooled
+        result["calibration"] = {
+            "temperature": temperature, "val_episodes": len(val),
+            "nll": metrics.nll(logits / temperature, targets),
+            "ece": metrics.expected_calibration_error(logits / temperature, targets)}
     if config.paper:
         result["paper"] = config.paper
     if train is not None:

@@ -59,6 +59,8 @@ def test_train_eval_report(config, tmp_path, capsys):
     assert main(["eval", str(run), "--episodes", "5", "--checkpoint", "last"]) == 0
     out = capsys.readouterr().out
     assert "over 5 episodes" in out and "before adaptation" in out
+    assert main(["eval", str(run), "--calibrate"]) == 2  # a regression run has no logits to scale
+    assert "--calibrate fits a temperature to classification logits" in capsys.readouterr().err
     # a second run to compare, then the report
     other = tmp_path / "other"
     assert main(["train", str(config), "--out", str(other), "--set", "training.lr=0.0"]) == 0
