@@ -40,6 +40,15 @@ def test_presets_one_line_each(capsys):
     assert "Finn et al. 2017" in line
 
 
+def test_show_prints_a_child_preset_and_the_merged_config_that_runs(capsys):
+    assert main(["presets", "--show", "maml_omniglot_20w1s"]) == 0
+    out = capsys.readouterr().out
+    assert "extends: maml_omniglot_5w1s" in out and "# merged with maml_omniglot_5w1s (what runs):" in out
+    merged = out.split("(what runs):", 1)[1]
+    assert "name: maml_omniglot_20w1s" in merged and "out_features: 20" in merged
+    assert "optimizer: adam" in merged  # inherited from the 5-way parent
+
+
 def test_train_eval_report(config, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(config), "--out", str(run), "--set", "training.seed=4"]) == 0
