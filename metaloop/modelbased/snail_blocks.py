@@ -75,7 +75,11 @@ class TCBlock(nn.Module):
         return self.blocks(x)
 
     def extend(self, prefix: Tensor, last: Tensor) -> Tensor:
-        return extend_sequential(self.blocks, prefix, last)[1]
+        return self.forward_extend(prefix, last)[1]
+
+    def forward_extend(self, prefix: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
+        """``(self(prefix), self.extend(prefix, last))`` with the prefix run through once."""
+        return extend_sequential(self.blocks, prefix, last)
 
 
 def causal_mask(length: int, device=None) -> Tensor:
@@ -94,8 +98,9 @@ class AttentionBlock(nn.Module):
         self.scale = 1.0 / math.sqrt(key_size)
         self.out_channels = in_channels + value_size
 
-    def attention_weights(self, x: Tensor) -> Tensor:
-        logits = self.query(x) @ self.key(x).transpose(1, 2) * self.scale
+    def attention_weights(self, x: Tensor, keys: Tensor | None = None) -> Tensor:
+        keys = self.key(x) if keys is None else keys
+        logits = self.query(x) @ keys.transpose(1, 2) * self.scale
         logits = logits.masked_fill(causal_mask(x.shape[1], x.device), float("-inf"))
         return logits.softmax(dim=-1)  # [B, T, T], row i over positions j <= i
 
@@ -104,17 +109,30 @@ class AttentionBlock(nn.Module):
 
     def extend(self, prefix: Tensor, last: Tensor) -> Tensor:
         """The appended position attends to the whole prefix and to itself."""
+        return self._extend(last, self.key(prefix), self.value(prefix))
+
+    def forward_extend(self, prefix: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
+        """``(self(prefix), self.extend(prefix, last))`` with the prefix's keys and values once."""
+        keys, values = self.key(prefix), self.value(prefix)
+        out = torch.cat([prefix, self.attention_weights(prefix, keys) @ values], dim=-1)
+        return out, self._extend(last, keys, values)
+
+    def _extend(self, last: Tensor, keys: Tensor, values: Tensor) -> Tensor:
         q = self.query(last)  # [B, Q, k]
-        to_prefix = q @ self.key(prefix).transpose(1, 2)  # [B, Q, S]
+        to_prefix = q @ keys.transpose(1, 2)  # [B, Q, S]
         to_self = (q * self.key(last)).sum(-1, keepdim=True)  # [B, Q, 1]
         weights = (torch.cat([to_prefix, to_self], dim=-1) * self.scale).softmax(dim=-1)
-        read = weights[..., :-1] @ self.value(prefix) + weights[..., -1:] * self.value(last)
+        read = weights[..., :-1] @ values + weights[..., -1:] * self.value(last)
         return torch.cat([last, read], dim=-1)
 
 
 def extend_sequential(blocks, prefix: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
     """Run causal blocks over ``prefix`` once and over each appended ``last`` position; returns
-    (the prefix's outputs, the last positions' outputs)."""
+    (the prefix's outputs, the last positions' outputs). Blocks whose extension reuses work on the
+    prefix (a TC block's inner blocks, attention's keys and values) do both in ``forward_extend``."""
     for block in blocks:
-        prefix, last = block(prefix), block.extend(prefix, last)
+        if hasattr(block, "forward_extend"):
+            prefix, last = block.forward_extend(prefix, last)
+        else:
+            prefix, last = block(prefix), block.extend(prefix, last)
     return prefix, last
