@@ -107,8 +107,7 @@ def minibatch_schedule(n: int, steps: int, size: int, device=None) -> Tensor:
     """``[steps, size]`` indices: consecutive slices of shuffled passes over ``n`` examples.
 
     As the paper's sampler: each pass is a fresh permutation, so consecutive steps cover the whole
-    set before any example is seen again. With ``size == n``
-    every step is the whole set, in order.
+    set before any example is seen again. With ``size == n`` every step is the whole set, in order.
     """
     if size == n:  # full batch: no shuffling, so no draw from the random stream
         return torch.arange(n, device=device).expand(steps, n)
