@@ -8,7 +8,9 @@ outer SGD with lr eps is then Reptile's update. Its value is that surrogate, not
 The paper's inner loop takes each step on a different minibatch of the support set
 (``inner_batch``): Reptile's benefit comes from the inner product between gradients of
 *different* minibatches of a task (Sec. 5); full-batch steps (the default, ``inner_batch=None``)
-only see one. Steps here are SGD; the paper's are Adam.
+only see one. Steps are SGD, or with ``inner_optimizer="adam"`` the paper's Adam (its code's
+beta1 = 0, beta2 = 0.999, eps = 1e-8), started fresh for every task; the original code instead
+keeps the second moments across tasks, which a per-task ``vmap`` cannot do.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from metaloop.algorithms.registry import register
-from metaloop.core.inner import Params, adapt_autograd, adapt_func, detached_leaves
+from metaloop.core.inner import Params, sgd_update
 from metaloop.core.learner import GradientLearner
 from metaloop.core.strategies import resolve_strategy
 from metaloop.tasks.episode import EpisodeBatch
@@ -34,23 +36,33 @@ class Reptile(GradientLearner):
         inner_lr: float = 0.1,
         inner_steps: int = 5,
         inner_batch: int | None = None,
+        inner_optimizer: str = "sgd",
         **kwargs,
     ) -> None:
         if kwargs.pop("first_order", True) is not True:
             raise ValueError("Reptile is first order by construction; first_order=False is invalid")
         if inner_batch is not None and inner_batch < 1:
             raise ValueError(f"inner_batch must be >= 1 or None (full batch), got {inner_batch}")
+        if inner_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"inner_optimizer must be 'sgd' or 'adam', got {inner_optimizer!r}")
         super().__init__(model, inner_lr=inner_lr, inner_steps=inner_steps, first_order=True, **kwargs)
         #: support examples per meta-training inner step (None: the whole support set); test-time
         #: adaptation always uses the whole support set, as the paper's 1-shot evaluation.
         self.inner_batch = None if inner_batch is None else int(inner_batch)
+        self.inner_optimizer = inner_optimizer
 
     def adapt(self, support_x: Tensor, support_y: Tensor, *, steps: int | None = None) -> Params:
         was_training = self.training
         try:
             self.training = False  # graph-free adaptation in both modes; restored below
             n = (self.inner_steps if was_training else self.eval_steps) if steps is None else steps
-            return super().adapt(support_x, support_y, steps=n)
+            if self.inner_optimizer == "sgd":
+                return super().adapt(support_x, support_y, steps=n)
+            if n < 0:
+                raise ValueError(f"steps must be >= 0, got {n}")
+            full = minibatch_schedule(len(support_y), n, len(support_y), support_x.device)
+            theta = {k: p.detach() for k, p in self.meta_params().items()}
+            return self._inner_loop(theta, support_x, support_y, full)
         finally:
             self.training = was_training
 
@@ -72,35 +84,60 @@ class Reptile(GradientLearner):
             theta = {n: p.detach() for n, p in params.items()}
             with torch.no_grad():
                 phi = torch.func.vmap(
-                    lambda sx, sy, ix: self._inner_sgd(theta, sx, sy, ix, batched=True),
+                    lambda sx, sy, ix: self._inner_loop(theta, sx, sy, ix, batched=True),
                     randomness="different",
                 )(batch.support_x, batch.support_y, index)
         else:
-            theta = detached_leaves(params)
+            theta = {n: p.detach() for n, p in params.items()}
             tasks = [
-                self._inner_sgd(theta, batch.support_x[i], batch.support_y[i], index[i], batched=False)
+                self._inner_loop(theta, batch.support_x[i], batch.support_y[i], index[i])
                 for i in range(len(batch))
             ]
             phi = {n: torch.stack([t[n].detach() for t in tasks]) for n in self.adapted_names}
         dist = sum(((params[n] - phi[n]) ** 2).sum() for n in self.adapted_names)
         return 0.5 * dist / len(batch)
 
-    def _inner_sgd(self, theta: Params, sx: Tensor, sy: Tensor, index: Tensor, *, batched: bool) -> Params:
-        """One graph-free SGD step per row of ``index`` (that step's support examples);
-        ``batched``: the vmap-able ``torch.func`` step instead of ``autograd.grad``."""
-        lrs = {n: float(lr) for n, lr in self.inner_lrs().items()}
-        names, params = self.adapted_names, theta
-        for rows in index:
+    def _inner_loop(
+        self, theta: Params, sx: Tensor, sy: Tensor, index: Tensor, *, batched: bool = False
+    ) -> Params:
+        """One graph-free step per row of ``index`` (that step's support examples), SGD or Adam.
+        ``batched`` (under ``vmap``) takes gradients with ``torch.func.grad``; per task,
+        ``autograd.grad`` is faster (Conv-4 5w meta-batch: 320 vs 409 ms, measured)."""
+        names, lrs = self.adapted_names, {n: float(lr) for n, lr in self.inner_lrs().items()}
+        params, moments = theta, {}
+
+        def support_loss(adapted: Params, rest: Params, x: Tensor, y: Tensor) -> Tensor:
+            return self.loss(self.forward_fn({**rest, **adapted}, x), y)
+
+        for step, rows in enumerate(index, start=1):
+            adapted = {n: params[n] for n in names}
+            rest = {n: p for n, p in params.items() if n not in adapted}
             x, y = sx[rows], sy[rows]
             if batched:
-                params = adapt_func(self.forward_fn, self.loss, params, names, x, y, 1, lrs, first_order=True)
+                grads = torch.func.grad(support_loss)(adapted, rest, x, y)
             else:
-                params = detached_leaves(
-                    adapt_autograd(
-                        self.forward_fn, self.loss, params, names, x, y, 1, lrs, create_graph=False
-                    )
-                )
+                with torch.enable_grad():
+                    leaves = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
+                    loss = support_loss(leaves, rest, x, y)
+                    grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values())), strict=True))
+            if self.inner_optimizer == "adam":
+                grads = adam_direction(grads, moments, step)
+            params = {n: p.detach() for n, p in sgd_update(params, grads, lrs).items()}
         return params
+
+
+def adam_direction(grads: Params, moments: dict, step: int, betas=(0.0, 0.999), eps: float = 1e-8) -> Params:
+    """Adam's bias-corrected step direction ``m_hat / (sqrt(v_hat) + eps)`` (Kingma & Ba 2015,
+    Alg. 1); ``moments`` holds each name's ``(m, v)`` and is updated in place. The defaults are the
+    Reptile code's (beta1 = 0: no momentum, only the second-moment scaling)."""
+    b1, b2 = betas
+    out = {}
+    for name, g in grads.items():
+        m, v = moments.get(name, (torch.zeros_like(g), torch.zeros_like(g)))
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        moments[name] = (m, v)
+        out[name] = (m / (1 - b1**step)) / ((v / (1 - b2**step)).sqrt() + eps)
+    return out
 
 
 def minibatch_schedule(n: int, steps: int, size: int, device=None) -> Tensor:
