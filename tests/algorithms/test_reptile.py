@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -86,11 +88,16 @@ def test_minibatch_schedule_covers_each_pass_before_repeating():
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
-def minibatch_reference_phis(net, algo, batch, seed):
-    """Clone-style SGD, one step per minibatch of the schedule drawn with ``seed``."""
+def seeded_schedules(algo, batch, seed):
+    """The per-task minibatch schedules ``meta_loss`` draws after ``torch.manual_seed(seed)``."""
     torch.manual_seed(seed)
     n = batch.support_x.shape[1]
-    schedules = [minibatch_schedule(n, algo.inner_steps, algo.inner_batch) for _ in batch]
+    return [minibatch_schedule(n, algo.inner_steps, algo.inner_batch) for _ in batch]
+
+
+def minibatch_reference_phis(net, algo, batch, seed):
+    """Clone-style SGD, one step per minibatch of the schedule drawn with ``seed``."""
+    schedules = seeded_schedules(algo, batch, seed)
     out = []
     for ep, schedule in zip(batch, schedules, strict=True):
         weights = {n: p.detach().requires_grad_() for n, p in net.named_parameters()}
@@ -136,11 +143,7 @@ def test_inner_batch_is_validated():
 
 def torch_adam_phis(net, algo, batch, seed):
     """Per task: a deep copy trained by torch.optim.Adam(betas=(0, 0.999)) on the same minibatches."""
-    import copy
-
-    torch.manual_seed(seed)
-    n = batch.support_x.shape[1]
-    schedules = [minibatch_schedule(n, algo.inner_steps, algo.inner_batch) for _ in batch]
+    schedules = seeded_schedules(algo, batch, seed)
     out = []
     for ep, schedule in zip(batch, schedules, strict=True):
         fast = copy.deepcopy(net).train()
@@ -178,7 +181,7 @@ def test_inner_adam_matches_torch_adam_per_task(strategy):
     algo.eval()
     ep = batch[0]
     adapted = algo.adapt(ep.support_x, ep.support_y, steps=3)
-    fast = __import__("copy").deepcopy(net).train()
+    fast = copy.deepcopy(net).train()
     opt = torch.optim.Adam(fast.parameters(), lr=0.01, betas=(0.0, 0.999), eps=1e-8)
     for _ in range(3):
         opt.zero_grad()
