@@ -29,10 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing  # noqa: E402
 
 from benchmarks.baselines_setup import RESULTS, episode_set, load_splits, log  # noqa: E402
-from metaloop import metrics  # noqa: E402
 from metaloop.config import load_config  # noqa: E402
 from metaloop.config.build import build_algorithm, build_model  # noqa: E402
-from metaloop.evaluate import evaluate  # noqa: E402
+from metaloop.evaluate import calibrate, evaluate  # noqa: E402
 from metaloop.io import atomic_write_json  # noqa: E402
 
 
@@ -130,12 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     calibration = None
     if args.calibrate:
         val = episode_set(splits.val, {**spec, "seed": 1}, args.calibrate, tag="val")
-        temperature = metrics.fit_temperature(*evaluate(algo, val, steps=args.steps).pooled)
-        logits, targets = result.pooled
-        calibration = {"temperature": temperature,
-                       "fitted_on": f"{args.calibrate} meta-val episodes (seed 1)",
-                       "nll": metrics.nll(logits / temperature, targets),
-                       "ece": metrics.expected_calibration_error(logits / temperature, targets)}
+        calibration = {**calibrate(algo, val, result, steps=args.steps),
+                       "fitted_on": f"{args.calibrate} meta-val episodes (seed 1)"}
     record = {
         "preset": {"name": preset_name, "algorithm": algo_name, "label": f"meta-learner: {label}",
                    "dataset": "omniglot", "split": "vinyals", "ways": args.ways, "shots": args.shots,

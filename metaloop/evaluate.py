@@ -119,6 +119,21 @@ def evaluate(
                       pooled)
 
 
+def calibrate(algorithm, val_episodes: Iterable[Episode], result: EvalResult, *, steps: int | None = None,
+              device: torch.device | str | None = None) -> dict:
+    """Temperature scaling: ``T`` fitted on ``val_episodes`` (meta-val, never the test set), and
+    ``result``'s pooled test logits scored at it: ``{temperature, val_episodes, nll, ece}``."""
+    fit = evaluate(algorithm, val_episodes, steps=steps, device=device)
+    if fit.pooled is None or result.pooled is None:
+        raise ValueError("calibration needs classification logits with one number of ways in every "
+                         "episode (validation and test)")
+    temperature = metrics.fit_temperature(*fit.pooled)
+    logits, targets = result.pooled
+    return {"temperature": temperature, "val_episodes": fit.episodes,
+            "nll": metrics.nll(logits / temperature, targets),
+            "ece": metrics.expected_calibration_error(logits / temperature, targets)}
+
+
 def _predict_once(algorithm, adapted, episode: Episode) -> tuple[Tensor, float | None]:
     """The query prediction and, for probabilistic regressors, its NLL from the same forward pass.
 

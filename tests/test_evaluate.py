@@ -3,7 +3,7 @@ import torch
 
 from metaloop import metrics
 from metaloop.algorithms.base import Algorithm, check_no_steps
-from metaloop.evaluate import evaluate
+from metaloop.evaluate import calibrate, evaluate
 from metaloop.tasks.episode_set import EpisodeSet
 from metaloop.tasks.sampler import FewShotSampler
 
@@ -69,3 +69,14 @@ def test_temperature_rescales_nll_and_ece_but_not_accuracy(toy_dataset):
     assert hot.extra["nll"][0] != pytest.approx(raw.extra["nll"][0])
     with pytest.raises(ValueError, match="temperature must be > 0"):
         evaluate(PixelNearestMean(), episodes, temperature=0.0)
+
+
+def test_calibrate_fits_on_validation_and_scores_the_test_logits_at_that_temperature(toy_dataset):
+    val = EpisodeSet.generate(FewShotSampler(toy_dataset, 5, 1, 3), 8, seed=2)
+    test = evaluate(PixelNearestMean(), EpisodeSet.generate(FewShotSampler(toy_dataset, 5, 1, 3), 10, seed=1))
+    report = calibrate(PixelNearestMean(), val, test)
+    t = metrics.fit_temperature(*evaluate(PixelNearestMean(), val).pooled)
+    logits, targets = test.pooled
+    assert report == {"temperature": t, "val_episodes": 8, "nll": metrics.nll(logits / t, targets),
+                      "ece": metrics.expected_calibration_error(logits / t, targets)}
+    assert t != pytest.approx(1.0)  # pixel distances are no calibrated logits

@@ -80,15 +80,14 @@ class Reptile(GradientLearner):
                 for _ in range(len(batch))
             ]
         )
+        theta = {n: p.detach() for n, p in params.items()}
         if strategy == "vmap":
-            theta = {n: p.detach() for n, p in params.items()}
             with torch.no_grad():
                 phi = torch.func.vmap(
                     lambda sx, sy, ix: self._inner_loop(theta, sx, sy, ix, batched=True),
                     randomness="different",
                 )(batch.support_x, batch.support_y, index)
         else:
-            theta = {n: p.detach() for n, p in params.items()}
             tasks = [
                 self._inner_loop(theta, batch.support_x[i], batch.support_y[i], index[i])
                 for i in range(len(batch))

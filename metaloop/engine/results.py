@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 import metaloop
-from metaloop import metrics
 from metaloop.config import build
 from metaloop.engine import checkpoint as ckpt
 from metaloop.engine.progress import Progress, progress_enabled
+from metaloop.evaluate import calibrate as calibrate_temperature
 from metaloop.evaluate import evaluate
 from metaloop.io import atomic_write_json
 
@@ -80,12 +80,7 @@ def evaluate_run(run_dir: Path, *, config=None, episodes: int | None = None, ste
     if note:
         result["steps_note"] = note
     if calibrate:
-        temperature = metrics.fit_temperature(*evaluate(algorithm, val, device=device).pooled)
-        logits, targets = main.pooled
-        result["calibration"] = {
-            "temperature": temperature, "val_episodes": len(val),
-            "nll": metrics.nll(logits / temperature, targets),
-            "ece": metrics.expected_calibration_error(logits / temperature, targets)}
+        result["calibration"] = calibrate_temperature(algorithm, val, main, device=device)
     if config.paper:
         result["paper"] = config.paper
     if train is not None:
