@@ -214,6 +214,8 @@ def build_scheduler(config: RunConfig, optimizer):
     tr = config.training
     if tr.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tr.iterations)
+    if tr.scheduler == "linear":
+        return torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=tr.iterations)
     if tr.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=tr.step_size, gamma=tr.gamma)
     return None

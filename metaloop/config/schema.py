@@ -77,7 +77,8 @@ class TrainingConfig:
     lr: float = _f(1e-3, min=0.0)
     weight_decay: float = _f(0.0, min=0.0)
     momentum: float = _f(0.0, min=0.0, max=1.0, doc="sgd only")
-    scheduler: str = _f("none", choices=("none", "cosine", "step"))
+    scheduler: str = _f("none", choices=("none", "cosine", "step", "linear"),
+                        doc="cosine, linear: to 0 over training.iterations (linear: Reptile's meta step)")
     step_size: int = _f(1000, min=1, doc="iterations between lr decays (scheduler=step)")
     gamma: float = _f(0.5, min=0.0, max=1.0, doc="lr decay factor (scheduler=step)")
     grad_clip: float | None = _f(None, min=0.0, doc="max global gradient norm (None: no clipping)")

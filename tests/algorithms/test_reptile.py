@@ -191,3 +191,84 @@ def test_inner_adam_matches_torch_adam_per_task(strategy):
         assert torch.allclose(adapted[n], p.detach(), rtol=0, atol=1e-12), n
     with pytest.raises(ValueError, match="inner_optimizer"):
         Reptile(bn_mlp(), inner_optimizer="rmsprop")
+
+
+def tanh_net():
+    # no batch norm, for the reason given in test_inner_adam_matches_torch_adam_per_task
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+
+
+def test_persistent_adam_matches_one_torch_adam_carried_across_tasks():
+    """The original code's inner Adam: one optimizer state through every task of every meta-batch."""
+    net = tanh_net()
+    algo = Reptile(copy.deepcopy(net), inner_lr=0.01, inner_steps=3, inner_batch=2,
+                   inner_optimizer="adam_persistent", task="regression")
+    batches, seeds, eps = [sinusoid_batch(3, 5, 6), sinusoid_batch(2, 5, 6)], [3, 4], 0.5
+    # reference: torch.optim.Adam on one module, its weights reset to theta before each task
+    fast = copy.deepcopy(net).train()
+    inner = torch.optim.Adam(fast.parameters(), lr=0.01, betas=(0.0, 0.999), eps=1e-8)
+    theta = {n: p.detach().clone() for n, p in net.named_parameters()}
+    outer = torch.optim.SGD(algo.parameters(), lr=eps)
+    for batch, seed in zip(batches, seeds, strict=True):
+        phis = []
+        for ep, schedule in zip(batch, seeded_schedules(algo, batch, seed), strict=True):
+            with torch.no_grad():
+                for n, p in fast.named_parameters():
+                    p.copy_(theta[n])
+            for rows in schedule:
+                inner.zero_grad()
+                algo.loss(fast(ep.support_x[rows]), ep.support_y[rows]).backward()
+                inner.step()
+            phis.append({n: p.detach().clone() for n, p in fast.named_parameters()})
+        theta = {n: t + eps * (sum(phi[n] for phi in phis) / len(phis) - t) for n, t in theta.items()}
+        torch.manual_seed(seed)
+        outer.zero_grad()
+        algo.meta_loss(batch).backward()
+        outer.step()
+    for n, p in algo.model.named_parameters():
+        assert torch.allclose(p, theta[n], rtol=0, atol=1e-12), n
+    assert int(algo.inner_adam.step) == 3 * 3 + 2 * 3
+    # test time: full-batch steps from a copy of the carried state, which stays unchanged
+    algo.eval()
+    before = {k: v.clone() for k, v in algo.inner_adam.state_dict().items()}
+    ep = batches[0][1]
+    adapted = algo.adapt(ep.support_x, ep.support_y, steps=4)
+    test_inner = torch.optim.Adam(fast.parameters(), lr=0.01, betas=(0.0, 0.999), eps=1e-8)
+    test_inner.load_state_dict(inner.state_dict())
+    with torch.no_grad():
+        for n, p in fast.named_parameters():
+            p.copy_(theta[n])
+    for _ in range(4):
+        test_inner.zero_grad()
+        algo.loss(fast(ep.support_x), ep.support_y).backward()
+        test_inner.step()
+    for n, p in fast.named_parameters():
+        assert torch.allclose(adapted[n], p.detach(), rtol=0, atol=1e-12), n
+    for k, v in algo.inner_adam.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # a fresh Adam per task takes different steps: the carried state matters
+    fresh = Reptile(copy.deepcopy(net), inner_lr=0.01, inner_steps=4, inner_optimizer="adam",
+                    task="regression").eval()
+    fresh_adapted = fresh.adapt(ep.support_x, ep.support_y)
+    assert relative_error(list(fresh_adapted.values()), list(adapted.values())) > 1e-3
+
+
+def test_persistent_adam_state_is_saved_and_restored():
+    algo = Reptile(tanh_net(), inner_lr=0.01, inner_steps=2, inner_optimizer="adam_persistent",
+                   task="regression")
+    algo.meta_loss(sinusoid_batch(2, 5, 6)).backward()
+    state = algo.state_dict()
+    assert int(state["inner_adam.step"]) == 4 and state["inner_adam.v_0"].abs().sum() > 0
+    other = Reptile(tanh_net(), inner_lr=0.01, inner_steps=2, inner_optimizer="adam_persistent",
+                    task="regression")
+    other.load_state_dict(state)
+    for k, v in other.inner_adam.state_dict().items():
+        assert torch.equal(v, state[f"inner_adam.{k}"]), k
+    # learners without it keep their old state_dict keys, so earlier checkpoints still load
+    assert not any(k.startswith("inner_adam") for k in Reptile(tanh_net(), task="regression").state_dict())
+
+
+def test_persistent_adam_refuses_vmap():
+    with pytest.raises(ValueError, match="in sequence"):
+        Reptile(tanh_net(), inner_optimizer="adam_persistent", strategy="vmap")

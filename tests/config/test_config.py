@@ -68,6 +68,14 @@ def test_valid_config_builds_working_objects():
     assert algo.inner_lr == 0.1 and algo.model.body[0].out_features == 8
     sched = build.build_scheduler(config, build.build_optimizer(config, algo.parameters()))
     assert sched.T_max == 3
+    linear = config_from_dict(with_("training.scheduler", "linear"))
+    opt = build.build_optimizer(linear, algo.parameters())
+    sched, lrs = build.build_scheduler(linear, opt), []
+    for _ in range(3):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1e-3, 2e-3 / 3, 1e-3 / 3]) and opt.param_groups[0]["lr"] == 0.0
     val = build.meta_val_episodes(config, build.build_tasks(config))
     test = build.meta_test_episodes(config, build.build_tasks(config), 7)
     assert len(test) == 7 and not val[0].support_x.equal(test[0].support_x)
