@@ -38,6 +38,7 @@ from metaloop.algorithms.mann import MANN  # noqa: E402
 from metaloop.data.base import ClassDataset  # noqa: E402
 from metaloop.data.cache import sha256_file  # noqa: E402
 from metaloop.data.features import embed_dataset, feature_dim, same_episodes  # noqa: E402
+from metaloop.engine.snapshot import Snapshot, read_snapshot, save_snapshot  # noqa: E402
 from metaloop.evaluate import evaluate  # noqa: E402
 from metaloop.io import atomic_torch_save, atomic_write_json  # noqa: E402
 from metaloop.modelbased.instance_protocol import (  # noqa: E402
@@ -131,12 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     state_path, log_path = args.out / f"{name}.pt", args.out / f"{name}_curve.jsonl"
     learner = build(args.learner, feature_dim(train), args.key_strength)
     opt = torch.optim.Adam(learner.parameters(), args.lr)
-    first, cpu_before, best = 0, 0.0, (-1.0, None)
+    first, cpu_before, best, best_at = 0, 0.0, (-1.0, None), None
     if args.resume or args.eval_only:
-        blob = torch.load(state_path, weights_only=False)
-        learner.load_state_dict(blob["learner"])
-        opt.load_state_dict(blob["optimizer"])
-        first, cpu_before, best = blob["iteration"], blob["cpu_s"], (blob["best_acc"], blob["best_state"])
+        snap = read_snapshot(state_path)
+        learner.load_state_dict(snap.learner)
+        opt.load_state_dict(snap.optimizer)
+        first, cpu_before, best = snap.iterations, snap.cpu_seconds, (snap.extra["best_acc"], snap.best_state)
+        best_at = snap.best_iteration
     if args.eval_only:
         args.iterations = first
     sampler = FewShotSampler(train, WAYS, args.train_shots, args.train_queries)
@@ -161,14 +163,16 @@ def main(argv: list[str] | None = None) -> int:
             acc = evaluate(learner, val_set).mean
             if acc > best[0]:
                 best = (acc, {k: v.detach().clone() for k, v in learner.state_dict().items()})
+                best_at = it
             row = {"iteration": it, "loss": loss.item(), "val_accuracy": acc,
                    "cpu_s": time.process_time() - cpu0}
             curve.write(json.dumps(row) + "\n")
             curve.flush()
             log(json.dumps(row))
-            atomic_torch_save(state_path, {"learner": learner.state_dict(), "optimizer": opt.state_dict(),
-                                           "iteration": it, "cpu_s": row["cpu_s"], "best_acc": best[0],
-                                           "best_state": best[1]})
+            save_snapshot(state_path, Snapshot(
+                learner=learner.state_dict(), iterations=it, cpu_seconds=row["cpu_s"],
+                optimizer=opt.state_dict(), best_state=best[1], best_iteration=best_at,
+                extra={"best_acc": best[0]}))
     train_cpu = time.process_time() - cpu0
     learner.load_state_dict(best[1])
     learner.eval()

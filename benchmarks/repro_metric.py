@@ -41,7 +41,8 @@ import yaml
 
 from metaloop.config import build, load_config
 from metaloop.engine.run import seed_everything
-from metaloop.io import atomic_torch_save, atomic_write_text
+from metaloop.engine.snapshot import Snapshot, read_snapshot, save_snapshot
+from metaloop.io import atomic_write_text
 from metaloop.metric.fast_eval import evaluate_embedded
 from metaloop.nets.conv4 import Conv4
 from metaloop.nets.fast_conv4 import FastConv4
@@ -175,10 +176,10 @@ def plan_from_pairs(path: Path, root: str | None, overrides: list[str] = ()) -> 
 
 def warm_start(algo: torch.nn.Module, weights: Path) -> dict:
     """Copy into ``algo`` the matching tensors of ``weights``; what was loaded and how it was trained."""
-    from benchmarks.score_trained import read_state
     from metaloop.engine.transfer import load_matching
 
-    state, info = read_state(Path(weights))
+    saved = read_snapshot(weights)
+    state, info = saved.selected_state(), saved.info()
     # FastConv4 stores the Conv4 under ``conv4.``: match names with that segment dropped on both sides
     own = {k.replace(".conv4.", "."): k for k in algo.state_dict()}
     state = {own.get(k.replace(".conv4.", "."), k): v for k, v in state.items()}
@@ -229,12 +230,12 @@ def main(argv: list[str] | None = None) -> None:
     state = {"iteration": 0, "curve": [], "best": None, "train_seconds": 0.0, "cpu_seconds": 0.0}
     best_state = None
     if args.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
-        algo.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        g.set_state(ck["rng"])
-        state, best_state = ck["state"], ck["best_state"]
+        snap = read_snapshot(ckpt_path)
+        algo.load_state_dict(snap.learner)
+        opt.load_state_dict(snap.optimizer)
+        sched.load_state_dict(snap.scheduler)
+        g.set_state(snap.extra["rng"])
+        state, best_state = snap.extra["state"], snap.best_state
         if args.init_from:
             print(f"--init-from ignored: resuming {ckpt_path}", flush=True)
     elif args.init_from:
@@ -267,9 +268,10 @@ def main(argv: list[str] | None = None) -> None:
             if state["best"] is None or res.mean > state["best"]["val"]:
                 state["best"] = point
                 best_state = copy.deepcopy(algo.state_dict())
-            atomic_torch_save(ckpt_path, {"model": algo.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "rng": g.get_state(), "state": state,
-                        "best_state": best_state})
+            save_snapshot(ckpt_path, Snapshot(
+                learner=algo.state_dict(), iterations=it, cpu_seconds=state["cpu_seconds"],
+                optimizer=opt.state_dict(), scheduler=sched.state_dict(), best_state=best_state,
+                best_iteration=state["best"]["iteration"], extra={"rng": g.get_state(), "state": state}))
     state["train_seconds"] = base_wall + time.perf_counter() - wall0
     state["cpu_seconds"] = base_cpu + time.process_time() - cpu0
     if best_state is not None:

@@ -34,6 +34,7 @@ from metaloop.config import build, load_config
 from metaloop.engine.checkpoint import capture_rng, restore_rng
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
+from metaloop.engine.snapshot import Snapshot, read_snapshot, save_snapshot
 from metaloop.engine.transfer import load_matching
 from metaloop.evaluate import evaluate
 from metaloop.io import atomic_torch_save, atomic_write_text
@@ -58,12 +59,10 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
     test = build.meta_test_episodes(config, sources)
     algorithm = build.build_algorithm(config, build.build_model(config))
     if weights is not None:  # continue from (or, with --iterations 0, only score) saved weights
-        algorithm.load_state_dict(torch.load(weights))
+        algorithm.load_state_dict(read_snapshot(weights).selected_state())
     transfer = None
     if init_from is not None:  # e.g. 5-way weights into the 20-way learner: all but the head
-        from benchmarks.score_trained import read_state  # every weight format our scripts write
-
-        saved = read_state(init_from)[0]
+        saved = read_snapshot(init_from).selected_state()  # any layout our scripts write
         widen = getattr(algorithm, "widen_state", None)  # MANN, SNAIL: keep what fits across ways
         narrower = "output.weight" in saved and len(saved["output.weight"]) < getattr(algorithm, "ways", 0)
         if widen is not None and narrower:  # a ProtoNet's Conv-4 (--init-rename) has no head: as is
@@ -87,14 +86,15 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
         if ckpt is None:
             raise SystemExit("--resume needs --out (the run's checkpoint is <out>.ckpt)")
         if ckpt.exists():
-            saved = torch.load(ckpt)
-            algorithm.load_state_dict(saved["algorithm"])
-            optimizer.load_state_dict(saved["optimizer"])
-            if scheduler is not None and saved.get("scheduler") is not None:
-                scheduler.load_state_dict(saved["scheduler"])
-            progress, log = saved["progress"], saved["log"]
-            if "rng" in saved:  # e.g. the training-time support shuffles
-                restore_rng(saved["rng"], torch.device("cpu"))
+            saved = read_snapshot(ckpt)
+            algorithm.load_state_dict(saved.learner)
+            optimizer.load_state_dict(saved.optimizer)
+            if scheduler is not None and saved.scheduler is not None:
+                scheduler.load_state_dict(saved.scheduler)
+            progress = {**saved.extra["progress"], "best_state": saved.best_state}
+            log = saved.extra["log"]
+            if saved.extra.get("rng") is not None:  # e.g. the training-time support shuffles
+                restore_rng(saved.extra["rng"], torch.device("cpu"))
             else:  # written before the RNGs were saved: resumable, not bit-exact
                 print(f"{ckpt} has no RNG state: the resumed run is not bit-identical", flush=True)
             print(f"resumed {ckpt} at iteration {progress['done']}", flush=True)
@@ -129,13 +129,15 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
             best, best_state, best_at = acc, copy.deepcopy(algorithm.state_dict()), done
         log["iterations_done"] = done
         if ckpt is not None:  # atomically, after every validation: a stopped run loses one chunk
-            state = {"done": done, "chunk": chunk, "best": best, "best_state": best_state,
-                     "best_iteration": best_at, "cpu_s": progress["cpu_s"] + time.process_time() - cpu0,
+            cpu_s = progress["cpu_s"] + time.process_time() - cpu0
+            state = {"done": done, "chunk": chunk, "best": best, "best_iteration": best_at, "cpu_s": cpu_s,
                      "wall_s": wall}
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            atomic_torch_save(ckpt, {"algorithm": algorithm.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "scheduler": None if scheduler is None else scheduler.state_dict(),
-                                     "progress": state, "log": log, "rng": capture_rng(torch.device("cpu"))})
+            save_snapshot(ckpt, Snapshot(
+                learner=algorithm.state_dict(), iterations=done, cpu_seconds=cpu_s,
+                optimizer=optimizer.state_dict(),
+                scheduler=None if scheduler is None else scheduler.state_dict(),
+                best_state=best_state, best_iteration=best_at,
+                extra={"progress": state, "log": log, "rng": capture_rng(torch.device("cpu"))}))
     log["train_wall_s"] = progress["wall_s"] + time.perf_counter() - wall0
     log["train_cpu_s"] = progress["cpu_s"] + time.process_time() - cpu0
     log["best_iteration"] = best_at

@@ -29,9 +29,9 @@ import torch
 from metaloop.config import build, load_config
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
+from metaloop.engine.snapshot import Snapshot, read_snapshot, save_snapshot
 from metaloop.engine.transfer import load_matching
 from metaloop.evaluate import evaluate
-from metaloop.io import atomic_torch_save
 
 
 def eval_steps(config, algo) -> list[int]:
@@ -79,18 +79,18 @@ def main(argv: list[str] | None = None) -> None:
     scheduler = build.build_scheduler(config, optimizer)
     done, cpu_used = 0, 0.0
     if (args.resume or args.eval_only) and ckpt.exists():
-        state = torch.load(ckpt)
-        algo.load_state_dict(state["algorithm"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and "scheduler" in state:
-            scheduler.load_state_dict(state["scheduler"])
-        done, cpu_used = state["iterations"], state["cpu_seconds"]
+        snap = read_snapshot(ckpt)
+        algo.load_state_dict(snap.learner)
+        optimizer.load_state_dict(snap.optimizer)
+        if scheduler is not None and snap.scheduler is not None:
+            scheduler.load_state_dict(snap.scheduler)
+        done, cpu_used = snap.iterations, snap.cpu_seconds
     init = None
     if args.init_from and done == 0:
-        saved = torch.load(args.init_from)
-        report = load_matching(algo, saved.get("algorithm", saved))
-        init = {"init_from": args.init_from, "init_iterations": saved.get("iterations"),
-                "init_cpu_s": saved.get("cpu_seconds"), "fresh": report.shape_mismatch}
+        saved = read_snapshot(args.init_from)
+        report = load_matching(algo, saved.selected_state())
+        init = {"init_from": args.init_from, "init_iterations": saved.info()["iterations"],
+                "init_cpu_s": saved.cpu_seconds, "fresh": report.shape_mismatch}
         print(f"init from {args.init_from}: {report.summary()}", flush=True)
     episodes = build.meta_test_episodes(config, sources, args.eval_episodes)
     steps_list = eval_steps(config, algo)
@@ -132,11 +132,9 @@ def main(argv: list[str] | None = None) -> None:
         out_of_time = args.minutes is not None and time.time() - wall0 > 60 * args.minutes
         if done % args.eval_every and done < total and not out_of_time:
             continue
-        state = {"algorithm": algo.state_dict(), "optimizer": optimizer.state_dict(), "iterations": done,
-                 "cpu_seconds": cpu_used}
-        if scheduler is not None:
-            state["scheduler"] = scheduler.state_dict()
-        atomic_torch_save(ckpt, state)
+        sched_state = None if scheduler is None else scheduler.state_dict()
+        save_snapshot(ckpt, Snapshot(learner=algo.state_dict(), iterations=done, cpu_seconds=cpu_used,
+                                     optimizer=optimizer.state_dict(), scheduler=sched_state))
         row = {"preset": name, "iterations": done, "train_cpu_s": round(cpu_used, 1)}
         if init is not None:
             row.update(init)

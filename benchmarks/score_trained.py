@@ -31,36 +31,9 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing  # noqa:
 from benchmarks.baselines_setup import RESULTS, episode_set, load_splits, log  # noqa: E402
 from metaloop.config import load_config  # noqa: E402
 from metaloop.config.build import build_algorithm, build_model  # noqa: E402
+from metaloop.engine.snapshot import read_snapshot  # noqa: E402
 from metaloop.evaluate import calibrate, evaluate  # noqa: E402
 from metaloop.io import atomic_write_json  # noqa: E402
-
-
-def read_state(path: Path) -> tuple[dict, dict]:
-    """The learner's state dict in ``path`` and what the file says about its training."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path)), {}
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(blob, dict):
-        raise ValueError(f"{path}: expected a state dict or a training checkpoint, got {type(blob)}")
-    if "best_state" in blob:  # repro_metric: the meta-val-selected state
-        st = blob.get("state", {})
-        best = st.get("best") or {}
-        return blob["best_state"], {"iterations": best.get("iteration"),
-                                    "iterations_run": st.get("iteration"),
-                                    "train_cpu_s": st.get("cpu_seconds")}
-    if "progress" in blob:  # repro_modelbased's .ckpt: the meta-val-selected state
-        progress = blob["progress"]
-        return progress.get("best_state") or blob["algorithm"], {
-            "iterations": progress.get("best_iteration"), "iterations_run": progress.get("done"),
-            "train_cpu_s": progress.get("cpu_s")}
-    if "algorithm" in blob:  # repro_optim
-        return blob["algorithm"], {"iterations": blob.get("iterations"),
-                                   "train_cpu_s": blob.get("cpu_seconds")}
-    if all(isinstance(v, torch.Tensor) for v in blob.values()):
-        return blob, {}
-    raise ValueError(f"{path}: no learner state found (keys: {sorted(blob)[:8]})")
 
 
 def build_learner(preset: str, overrides: list[str] | None = None):
@@ -79,7 +52,8 @@ def build_learner(preset: str, overrides: list[str] | None = None):
 
 def load_learner(preset: str, weights: Path, overrides: list[str] | None = None):
     algo, name, shots, ways = build_learner(preset, overrides)
-    state, info = read_state(weights)
+    snapshot = read_snapshot(weights)  # any layout our training commands write
+    state, info = snapshot.selected_state(), snapshot.info()
     # FastConv4 (repro_metric's training view) stores the Conv4 under ``conv4.``: match names with
     # that segment dropped on both sides, so either kind of checkpoint fits either kind of learner
     expected = {k.replace(".conv4.", "."): k for k in algo.state_dict()}

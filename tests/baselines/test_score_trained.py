@@ -1,9 +1,10 @@
-"""score_trained reads every checkpoint format our training commands write, and refuses misfits."""
+"""score_trained maps the layouts of our training commands onto a learner, and refuses misfits
+(the checkpoint layouts themselves: tests/engine/test_snapshot.py)."""
 
 import pytest
 import torch
 
-from benchmarks.score_trained import load_learner, read_state
+from benchmarks.score_trained import load_learner
 from metaloop.config import load_config
 from metaloop.config.build import build_algorithm, build_model
 
@@ -11,22 +12,6 @@ from metaloop.config.build import build_algorithm, build_model
 def _algo(preset):
     config = load_config(preset)
     return build_algorithm(config, build_model(config))
-
-
-def test_reads_repro_optim_repro_metric_and_plain_state_dicts(tmp_path):
-    algo = _algo("maml_omniglot_5w1s")
-    state = algo.state_dict()
-    torch.save({"algorithm": state, "optimizer": {}, "iterations": 7, "cpu_seconds": 1.5},
-               tmp_path / "a.pt")
-    got, info = read_state(tmp_path / "a.pt")
-    assert info == {"iterations": 7, "train_cpu_s": 1.5} and got.keys() == state.keys()
-    best = {"iteration": 4, "val": 0.9}
-    torch.save({"model": {}, "best_state": state, "state": {"iteration": 6, "best": best,
-                                                           "cpu_seconds": 2.0}}, tmp_path / "b.ckpt")
-    got, info = read_state(tmp_path / "b.ckpt")
-    assert info["iterations"] == 4 and info["iterations_run"] == 6 and got.keys() == state.keys()
-    torch.save(state, tmp_path / "c.pt")
-    assert read_state(tmp_path / "c.pt")[0].keys() == state.keys()
 
 
 def test_fastconv4_prefix_is_mapped_and_wrong_weights_are_refused(tmp_path):

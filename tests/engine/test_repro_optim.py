@@ -4,9 +4,9 @@ and --resume goes on from there."""
 import json
 
 import pytest
-import torch
 
 from benchmarks.repro_optim import main
+from metaloop.engine.snapshot import read_snapshot
 
 ARGS = ["maml_sinusoid", "--iterations", "7", "--eval-every", "100", "--eval-episodes", "3",
         "--set", "training.meta_batch=2"]
@@ -20,7 +20,7 @@ def test_wall_bound_stops_at_a_chunk_boundary_and_resume_finishes(tmp_path):
     out = str(tmp_path)
     main(ARGS + ["--out", out, "--minutes", "0", "--wall-chunk", "3"])  # out of time after one chunk
     assert [r["iterations"] for r in _rows(tmp_path)] == [3]
-    assert torch.load(tmp_path / "maml_sinusoid.pt")["iterations"] == 3
+    assert read_snapshot(tmp_path / "maml_sinusoid.pt").iterations == 3
     main(ARGS + ["--out", out, "--resume"])  # unbounded: runs to --iterations
     rows = _rows(tmp_path)
     assert [r["iterations"] for r in rows] == [3, 7]

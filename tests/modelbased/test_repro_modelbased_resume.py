@@ -4,6 +4,7 @@ import torch
 
 from benchmarks.repro_modelbased import run
 from metaloop.config import load_config
+from metaloop.engine.snapshot import read_snapshot
 from tests.data.conftest import write_fake_omniglot
 
 
@@ -26,25 +27,22 @@ def test_a_resumed_run_equals_an_unbroken_one(tmp_path):
     whole = run(_config(root), float("inf"), None, tmp_path / "whole.json")
     part = run(_config(root), float("inf"), 4, tmp_path / "split.json")  # stops after two validations
     assert not part["complete"] and part["iterations_done"] == 4
-    first = torch.load(tmp_path / "split.ckpt")
-    assert first["progress"]["done"] == 4 and first["progress"]["chunk"] == 2
+    first = read_snapshot(tmp_path / "split.ckpt")
+    assert first.iterations == 4 and first.extra["progress"]["chunk"] == 2
     resumed = run(_config(root), float("inf"), None, tmp_path / "split.json", resume=True)
 
-    a, b = torch.load(tmp_path / "whole.ckpt"), torch.load(tmp_path / "split.ckpt")
-    _same(a["algorithm"], b["algorithm"])  # same tasks, same optimizer and scheduler steps
-    assert a["scheduler"] == b["scheduler"] and a["scheduler"]["last_epoch"] == 6
-    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
-    for k, state in a["optimizer"]["state"].items():
-        _same(state, b["optimizer"]["state"][k])
+    a, b = read_snapshot(tmp_path / "whole.ckpt"), read_snapshot(tmp_path / "split.ckpt")
+    _same(a.learner, b.learner)  # same tasks, same optimizer and scheduler steps
+    assert a.scheduler == b.scheduler and a.scheduler["last_epoch"] == 6
+    assert a.optimizer["state"].keys() == b.optimizer["state"].keys()
+    for k, state in a.optimizer["state"].items():
+        _same(state, b.optimizer["state"][k])
     assert [v["iteration"] for v in resumed["validations"]] == [2, 4, 6]
     losses = [[v["train_loss"] for v in log["validations"]] for log in (resumed, whole)]
     assert losses[0] == losses[1]
     assert resumed["best_iteration"] == whole["best_iteration"] in (2, 4, 6)
-    from benchmarks.score_trained import read_state  # --init-from and scoring read the selected state
-
-    state, info = read_state(tmp_path / "whole.ckpt")
-    _same(state, a["progress"]["best_state"])
-    assert info["iterations"] == whole["best_iteration"] and info["iterations_run"] == 6
+    assert a.selected_state() is a.best_state  # --init-from and scoring read the selected state
+    assert a.info()["iterations"] == whole["best_iteration"] and a.info()["iterations_run"] == 6
     timeless = [{k: v for k, v in log["test"].items() if k != "seconds"} for log in (resumed, whole)]
     assert timeless[0] == timeless[1] and resumed["complete"]
 
