@@ -141,6 +141,15 @@ def test_inner_batch_is_validated():
         Reptile(bn_mlp(), inner_batch=0)
 
 
+def torch_adam_steps(module, opt, loss, batches):
+    """``opt.step()`` on ``module`` once per ``(x, y)`` of ``batches``; the weights reached."""
+    for x, y in batches:
+        opt.zero_grad()
+        loss(module(x), y).backward()
+        opt.step()
+    return {k: p.detach().clone() for k, p in module.named_parameters()}
+
+
 def torch_adam_phis(net, algo, batch, seed):
     """Per task: a deep copy trained by torch.optim.Adam(betas=(0, 0.999)) on the same minibatches."""
     schedules = seeded_schedules(algo, batch, seed)
@@ -148,11 +157,9 @@ def torch_adam_phis(net, algo, batch, seed):
     for ep, schedule in zip(batch, schedules, strict=True):
         fast = copy.deepcopy(net).train()
         opt = torch.optim.Adam(fast.parameters(), lr=algo.inner_lr, betas=(0.0, 0.999), eps=1e-8)
-        for rows in schedule:
-            opt.zero_grad()
-            algo.loss(fast(ep.support_x[rows]), ep.support_y[rows]).backward()
-            opt.step()
-        out.append({k: p.detach() for k, p in fast.named_parameters()})
+        out.append(
+            torch_adam_steps(fast, opt, algo.loss, [(ep.support_x[r], ep.support_y[r]) for r in schedule])
+        )
     return out
 
 
@@ -183,12 +190,9 @@ def test_inner_adam_matches_torch_adam_per_task(strategy):
     adapted = algo.adapt(ep.support_x, ep.support_y, steps=3)
     fast = copy.deepcopy(net).train()
     opt = torch.optim.Adam(fast.parameters(), lr=0.01, betas=(0.0, 0.999), eps=1e-8)
-    for _ in range(3):
-        opt.zero_grad()
-        algo.loss(fast(ep.support_x), ep.support_y).backward()
-        opt.step()
-    for n, p in fast.named_parameters():
-        assert torch.allclose(adapted[n], p.detach(), rtol=0, atol=1e-12), n
+    expected = torch_adam_steps(fast, opt, algo.loss, [(ep.support_x, ep.support_y)] * 3)
+    for n, p in expected.items():
+        assert torch.allclose(adapted[n], p, rtol=0, atol=1e-12), n
     with pytest.raises(ValueError, match="inner_optimizer"):
         Reptile(bn_mlp(), inner_optimizer="rmsprop")
 
@@ -202,8 +206,14 @@ def tanh_net():
 def test_persistent_adam_matches_one_torch_adam_carried_across_tasks():
     """The original code's inner Adam: one optimizer state through every task of every meta-batch."""
     net = tanh_net()
-    algo = Reptile(copy.deepcopy(net), inner_lr=0.01, inner_steps=3, inner_batch=2,
-                   inner_optimizer="adam_persistent", task="regression")
+    algo = Reptile(
+        copy.deepcopy(net),
+        inner_lr=0.01,
+        inner_steps=3,
+        inner_batch=2,
+        inner_optimizer="adam_persistent",
+        task="regression",
+    )
     batches, seeds, eps = [sinusoid_batch(3, 5, 6), sinusoid_batch(2, 5, 6)], [3, 4], 0.5
     # reference: torch.optim.Adam on one module, its weights reset to theta before each task
     fast = copy.deepcopy(net).train()
@@ -216,11 +226,11 @@ def test_persistent_adam_matches_one_torch_adam_carried_across_tasks():
             with torch.no_grad():
                 for n, p in fast.named_parameters():
                     p.copy_(theta[n])
-            for rows in schedule:
-                inner.zero_grad()
-                algo.loss(fast(ep.support_x[rows]), ep.support_y[rows]).backward()
-                inner.step()
-            phis.append({n: p.detach().clone() for n, p in fast.named_parameters()})
+            phis.append(
+                torch_adam_steps(
+                    fast, inner, algo.loss, [(ep.support_x[r], ep.support_y[r]) for r in schedule]
+                )
+            )
         theta = {n: t + eps * (sum(phi[n] for phi in phis) / len(phis) - t) for n, t in theta.items()}
         torch.manual_seed(seed)
         outer.zero_grad()
@@ -239,29 +249,29 @@ def test_persistent_adam_matches_one_torch_adam_carried_across_tasks():
     with torch.no_grad():
         for n, p in fast.named_parameters():
             p.copy_(theta[n])
-    for _ in range(4):
-        test_inner.zero_grad()
-        algo.loss(fast(ep.support_x), ep.support_y).backward()
-        test_inner.step()
-    for n, p in fast.named_parameters():
-        assert torch.allclose(adapted[n], p.detach(), rtol=0, atol=1e-12), n
+    expected = torch_adam_steps(fast, test_inner, algo.loss, [(ep.support_x, ep.support_y)] * 4)
+    for n, p in expected.items():
+        assert torch.allclose(adapted[n], p, rtol=0, atol=1e-12), n
     for k, v in algo.inner_adam.state_dict().items():
         assert torch.equal(v, before[k]), k
     # a fresh Adam per task takes different steps: the carried state matters
-    fresh = Reptile(copy.deepcopy(net), inner_lr=0.01, inner_steps=4, inner_optimizer="adam",
-                    task="regression").eval()
+    fresh = Reptile(
+        copy.deepcopy(net), inner_lr=0.01, inner_steps=4, inner_optimizer="adam", task="regression"
+    ).eval()
     fresh_adapted = fresh.adapt(ep.support_x, ep.support_y)
     assert relative_error(list(fresh_adapted.values()), list(adapted.values())) > 1e-3
 
 
 def test_persistent_adam_state_is_saved_and_restored():
-    algo = Reptile(tanh_net(), inner_lr=0.01, inner_steps=2, inner_optimizer="adam_persistent",
-                   task="regression")
+    algo = Reptile(
+        tanh_net(), inner_lr=0.01, inner_steps=2, inner_optimizer="adam_persistent", task="regression"
+    )
     algo.meta_loss(sinusoid_batch(2, 5, 6)).backward()
     state = algo.state_dict()
     assert int(state["inner_adam.step"]) == 4 and state["inner_adam.v_0"].abs().sum() > 0
-    other = Reptile(tanh_net(), inner_lr=0.01, inner_steps=2, inner_optimizer="adam_persistent",
-                    task="regression")
+    other = Reptile(
+        tanh_net(), inner_lr=0.01, inner_steps=2, inner_optimizer="adam_persistent", task="regression"
+    )
     other.load_state_dict(state)
     for k, v in other.inner_adam.state_dict().items():
         assert torch.equal(v, state[f"inner_adam.{k}"]), k
