@@ -13,7 +13,9 @@ beta1 = 0, beta2 = 0.999, eps = 1e-8), started fresh for every task. ``"adam_per
 the original code does: one Adam state (moments and step count) carried from task to task and
 across meta-iterations, tasks run one after another (so ``loop`` only), and test-time adaptation
 starts from a copy of it. Its second moments then average many tasks' gradients, so a task's
-first steps are already scaled, where a fresh Adam's first step is ``lr * sign(g)``.
+first steps are already scaled, where a fresh Adam's first step is ``lr * sign(g)``. Across
+``torch.distributed`` ranks the trainer broadcasts rank 0's buffers after each meta-step, so every
+rank continues rank 0's state (and a checkpoint holds the state every rank resumes from).
 """
 
 from __future__ import annotations
