@@ -34,7 +34,7 @@ class TasksConfig:
     family: str | None = _f(None, choices=("sinusoid", "harmonic", "linear"),
                             doc="regression task family (MAML Sec. 5.1 for sinusoid)")
     dataset: str | None = _f(None, choices=("omniglot", "mini_imagenet"), doc="image dataset")
-    split: str = _f("vinyals", doc="class split of the dataset (e.g. vinyals, ravi)")
+    split: str = _f("vinyals", doc="class split (omniglot: vinyals, lake, reptile)")
     root: str | None = _f(None, doc="dataset folder (default: $METALOOP_DATA/<dataset>)")
     image_size: int = _f(28, min=4)
     ways: int = _f(5, min=1)

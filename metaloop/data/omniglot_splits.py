@@ -9,11 +9,21 @@
   Early_Aramaic, Hebrew, Mkhedruli_(Georgian): 172 characters), leaving 25 alphabets / 792 characters
   for meta-training. Whole alphabets are held out, so the within-alphabet protocol works on every
   split. No rotations unless ``rotations=True``.
+* ``"reptile"`` (the character split of MAML and Reptile, Finn et al. 2017 Sec. 5.2 and Nichol et al.
+  2018): 1,200 characters drawn from all 50 alphabets for meta-training, the other 423 for
+  meta-test, so test characters come from alphabets seen in training, an easier protocol than the
+  two above. MAML's code shuffles an unsorted directory listing, so its split cannot be rebuilt;
+  Reptile's code sorts alphabets and characters, then shuffles with Python's ``random.seed(0)``,
+  which is what this does: the 423 test characters are exactly Reptile's. Of the 1,200, the last
+  100 are held out for meta-val (as MAML's 1,100 / 100), leaving 1,100. Meta-train characters get
+  the four rotations as classes (4,400 classes); meta-val and meta-test are not rotated, as in
+  Reptile's code.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 from pathlib import Path
 
@@ -23,7 +33,9 @@ from metaloop.data.base import ClassDataset, Splits
 from metaloop.data.omniglot import _load
 from metaloop.data.root import resolve_data_root
 
-SPLITS = ("vinyals", "lake")
+SPLITS = ("vinyals", "lake", "reptile")
+#: Reptile's split: ``random.seed(REPTILE_SEED)``, the first 1,200 shuffled characters train
+REPTILE_SEED, REPTILE_TRAIN, REPTILE_VAL = 0, 1100, 100
 LAKE_VAL_ALPHABETS = ("Armenian", "Bengali", "Early_Aramaic", "Hebrew", "Mkhedruli_(Georgian)")
 _LINE = re.compile(r"^([^/\s]+/character\d+)/rot(\d{3})$")
 
@@ -99,8 +111,10 @@ def load_omniglot(
 ) -> Splits:
     """Class-disjoint meta-train / meta-val / meta-test Omniglot datasets.
 
-    split: ``"vinyals"`` (rotated classes from the split files; ``rotations`` must be None or True)
-    or ``"lake"`` (background / evaluation alphabets; ``rotations=True`` adds rotated classes).
+    split: ``"vinyals"`` (rotated classes from the split files; ``rotations`` must be None or True),
+    ``"lake"`` (background / evaluation alphabets; ``rotations=True`` adds rotated classes) or
+    ``"reptile"`` (1,100 / 100 / 423 shuffled characters; meta-train rotated unless
+    ``rotations=False``).
     Dataset names are ``omniglot-<split>-<train|val|test>``.
     """
     if split not in SPLITS:
@@ -119,6 +133,8 @@ def load_omniglot(
         return Splits(parts["train"], parts["val"], parts["test"])
 
     base, background = _load(root, image_size, cache_dir, resample)
+    if split == "reptile":
+        return _reptile_splits(base, rotations)
     missing = [a for a in LAKE_VAL_ALPHABETS if not any(
         n.startswith(a + "/") for n in background)]
     if missing:
@@ -137,4 +153,29 @@ def load_omniglot(
     for s, ix in groups.items():
         ds = base.subset(ix, name=f"omniglot-lake-{s}")
         parts[s] = rotate_classes(ds) if rotations else ds
+    return Splits(parts["train"], parts["val"], parts["test"])
+
+
+def reptile_character_order(class_names) -> list[str]:
+    """All characters in the order Reptile's ``split_dataset`` leaves them: sorted by alphabet, then
+    by character folder (its ``read_dataset``), then ``random.seed(0); random.shuffle``."""
+    order = sorted(class_names, key=lambda n: tuple(n.split("/", 1)))
+    random.Random(REPTILE_SEED).shuffle(order)
+    return order
+
+
+def _reptile_splits(base: ClassDataset, rotations: bool | None) -> Splits:
+    from metaloop.tasks.augment import rotate_classes
+
+    if len(base.class_names) != 1623:
+        raise ValueError(
+            "omniglot: split='reptile' needs all 1,623 characters of images_background.zip and "
+            f"images_evaluation.zip, found {len(base.class_names)}"
+        )
+    order = reptile_character_order(base.class_names)
+    end_val = REPTILE_TRAIN + REPTILE_VAL
+    names = {"train": order[:REPTILE_TRAIN], "val": order[REPTILE_TRAIN:end_val], "test": order[end_val:]}
+    parts = {s: base.subset_by_names(n, name=f"omniglot-reptile-{s}") for s, n in names.items()}
+    if rotations is not False:
+        parts["train"] = rotate_classes(parts["train"], name="omniglot-reptile-train")
     return Splits(parts["train"], parts["val"], parts["test"])

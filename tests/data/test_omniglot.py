@@ -80,6 +80,8 @@ def test_lake_split(fake_omniglot, tmp_path):
         load_omniglot(root, split="vinyals", rotations=False, cache_dir=tmp_path / "c")
     with pytest.raises(ValueError, match="unknown Omniglot split"):
         load_omniglot(root, split="random", cache_dir=tmp_path / "c")
+    with pytest.raises(ValueError, match="split='reptile' needs all 1,623 characters .* found 9"):
+        load_omniglot(root, split="reptile", cache_dir=tmp_path / "c")
 
 
 @pytest.mark.parametrize("content, message", [

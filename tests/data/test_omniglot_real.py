@@ -76,3 +76,37 @@ def test_lake_split(real_data, session_cache):
     alphabets = [set(omniglot_alphabets(p)) for p in parts]
     assert [len(a) for a in alphabets] == [25, 5, 20]
     assert "Angelic" in alphabets[2] and "Korean" in alphabets[0]
+
+
+def test_reptile_split_is_the_reptile_codes_character_split(real_data, session_cache, tmp_path):
+    """Counts, disjointness, rotations on meta-train only, and the same order as Reptile's code
+    (sorted listing of the merged alphabet folders, random.seed(0), random.shuffle) run on a copy
+    of the folder tree."""
+    import os
+    import random
+
+    from metaloop.data.omniglot_splits import reptile_character_order
+
+    splits = load_omniglot(real_data / "omniglot", 28, split="reptile", cache_dir=session_cache)
+    assert (splits.train.num_classes, splits.val.num_classes, splits.test.num_classes) == (4400, 100, 423)
+    train = {n.rsplit("/", 1)[0] for n in splits.train.class_names}
+    assert {n.rsplit("/", 1)[1] for n in splits.train.class_names} == {"rot000", "rot090", "rot180", "rot270"}
+    val, test = set(splits.val.class_names), set(splits.test.class_names)
+    assert len(train) == 1100 and not (train & val or train & test or val & test)
+    assert len(train | val | test) == 1623
+    assert len({alphabet_of(n) for n in test}) > 40  # characters from (almost) every alphabet
+    # the reference: Reptile's read_dataset + split_dataset on a folder per character
+    all_chars = load_omniglot_characters(real_data / "omniglot", 28, cache_dir=session_cache).class_names
+    for name in all_chars:
+        (tmp_path / name).mkdir(parents=True)
+    listed = [
+        f"{alphabet}/{char}"
+        for alphabet in sorted(os.listdir(tmp_path))
+        for char in sorted(os.listdir(tmp_path / alphabet))
+        if char.startswith("character")
+    ]
+    random.seed(0)
+    random.shuffle(listed)
+    assert reptile_character_order(all_chars) == listed
+    assert list(splits.test.class_names) == listed[1200:]
+    assert list(splits.val.class_names) == listed[1100:1200]
