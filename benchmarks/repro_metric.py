@@ -41,7 +41,7 @@ import yaml
 
 from metaloop.config import build, load_config
 from metaloop.engine.run import seed_everything
-from metaloop.engine.snapshot import Snapshot, read_snapshot, save_snapshot
+from metaloop.engine.snapshot import Snapshot, check_split, read_snapshot, save_snapshot
 from metaloop.io import atomic_write_text
 from metaloop.metric.fast_eval import evaluate_embedded
 from metaloop.nets.conv4 import Conv4
@@ -65,6 +65,7 @@ class Plan:
     iterations: int
     seed: int
     tests: dict  # key -> (callable returning an EpisodeSet, paper number)
+    data: dict | None = None  # {"dataset", "split"} trained on: checked when weights are reused
 
 
 def fast(backbone, enabled: bool, precision: str = "fp32"):
@@ -97,7 +98,8 @@ def plan_from_preset(preset: str, overrides: list[str], use_fast: bool, precisio
 
     name = config.name if precision == "fp32" else f"{config.name}_{precision}"
     return Plan(name, algo, opt, sched, loss, build.meta_val_episodes(config, sources), tr.val_every,
-                tr.iterations, tr.seed, {key: (test_set, paper)})
+                tr.iterations, tr.seed, {key: (test_set, paper)},
+                {"dataset": config.tasks.dataset, "split": config.tasks.split})
 
 
 def siamese_from_config(cfg: dict):
@@ -171,14 +173,16 @@ def plan_from_pairs(path: Path, root: str | None, overrides: list[str] = ()) -> 
     tests = {key: (test_set(s), s.get("paper")) for key, s in cfg["test"].items()}
     val_set = EpisodeSet.generate(sampler(splits.val, val), val["episodes"], seed=1)
     return Plan(name, algo, opt, sched, loss, val_set, val["every"], tr["iterations"],
-                cfg.get("seed", 0), tests)
+                cfg.get("seed", 0), tests, {"dataset": "omniglot", "split": data["split"]})
 
 
-def warm_start(algo: torch.nn.Module, weights: Path) -> dict:
+def warm_start(algo: torch.nn.Module, weights: Path, data: dict | None = None) -> dict:
     """Copy into ``algo`` the matching tensors of ``weights``; what was loaded and how it was trained."""
     from metaloop.engine.transfer import load_matching
 
     saved = read_snapshot(weights)
+    if data:
+        check_split(saved, data["dataset"], data["split"], str(weights))
     state, info = saved.selected_state(), saved.info()
     # FastConv4 stores the Conv4 under ``conv4.``: match names with that segment dropped on both sides
     own = {k.replace(".conv4.", "."): k for k in algo.state_dict()}
@@ -231,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     best_state = None
     if args.resume and ckpt_path.exists():
         snap = read_snapshot(ckpt_path)
+        if plan.data:
+            check_split(snap, plan.data["dataset"], plan.data["split"], str(ckpt_path))
         algo.load_state_dict(snap.learner)
         opt.load_state_dict(snap.optimizer)
         sched.load_state_dict(snap.scheduler)
@@ -239,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.init_from:
             print(f"--init-from ignored: resuming {ckpt_path}", flush=True)
     elif args.init_from:
-        state["init"] = warm_start(algo, args.init_from)
+        state["init"] = warm_start(algo, args.init_from, plan.data)
         print(f"warm start: {json.dumps(state['init'])}", flush=True)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     base_wall, base_cpu = state["train_seconds"], state["cpu_seconds"]
@@ -271,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
             save_snapshot(ckpt_path, Snapshot(
                 learner=algo.state_dict(), iterations=it, cpu_seconds=state["cpu_seconds"],
                 optimizer=opt.state_dict(), scheduler=sched.state_dict(), best_state=best_state,
-                best_iteration=state["best"]["iteration"], extra={"rng": g.get_state(), "state": state}))
+                best_iteration=state["best"]["iteration"], extra={"rng": g.get_state(), "state": state},
+                data=plan.data))
     state["train_seconds"] = base_wall + time.perf_counter() - wall0
     state["cpu_seconds"] = base_cpu + time.process_time() - cpu0
     if best_state is not None:

@@ -34,10 +34,10 @@ from metaloop.config import build, load_config
 from metaloop.engine.checkpoint import capture_rng, restore_rng
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
-from metaloop.engine.snapshot import Snapshot, read_snapshot, save_snapshot
+from metaloop.engine.snapshot import Snapshot, check_split, read_snapshot, save_snapshot
 from metaloop.engine.transfer import load_matching
 from metaloop.evaluate import evaluate
-from metaloop.io import atomic_torch_save, atomic_write_text
+from metaloop.io import atomic_write_text
 from metaloop.modelbased.instance_protocol import evaluate_instances
 from metaloop.tasks.sampler import FewShotSampler
 from metaloop.tasks.seeding import derive_seed
@@ -58,11 +58,16 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
     val = build.meta_val_episodes(config, sources)
     test = build.meta_test_episodes(config, sources)
     algorithm = build.build_algorithm(config, build.build_model(config))
+    trained_on = {"dataset": config.tasks.dataset, "split": config.tasks.split}
     if weights is not None:  # continue from (or, with --iterations 0, only score) saved weights
-        algorithm.load_state_dict(read_snapshot(weights).selected_state())
+        saved = read_snapshot(weights)
+        check_split(saved, trained_on["dataset"], trained_on["split"], str(weights))
+        algorithm.load_state_dict(saved.selected_state())
     transfer = None
     if init_from is not None:  # e.g. 5-way weights into the 20-way learner: all but the head
-        saved = read_snapshot(init_from).selected_state()  # any layout our scripts write
+        snapshot = read_snapshot(init_from)  # any layout our scripts write
+        check_split(snapshot, trained_on["dataset"], trained_on["split"], str(init_from))
+        saved = snapshot.selected_state()
         widen = getattr(algorithm, "widen_state", None)  # MANN, SNAIL: keep what fits across ways
         narrower = "output.weight" in saved and len(saved["output.weight"]) < getattr(algorithm, "ways", 0)
         if widen is not None and narrower:  # a ProtoNet's Conv-4 (--init-rename) has no head: as is
@@ -87,6 +92,7 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
             raise SystemExit("--resume needs --out (the run's checkpoint is <out>.ckpt)")
         if ckpt.exists():
             saved = read_snapshot(ckpt)
+            check_split(saved, trained_on["dataset"], trained_on["split"], str(ckpt))
             algorithm.load_state_dict(saved.learner)
             optimizer.load_state_dict(saved.optimizer)
             if scheduler is not None and saved.scheduler is not None:
@@ -137,7 +143,8 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
                 optimizer=optimizer.state_dict(),
                 scheduler=None if scheduler is None else scheduler.state_dict(),
                 best_state=best_state, best_iteration=best_at,
-                extra={"progress": state, "log": log, "rng": capture_rng(torch.device("cpu"))}))
+                extra={"progress": state, "log": log, "rng": capture_rng(torch.device("cpu"))},
+                data=trained_on))
     log["train_wall_s"] = progress["wall_s"] + time.perf_counter() - wall0
     log["train_cpu_s"] = progress["cpu_s"] + time.process_time() - cpu0
     log["best_iteration"] = best_at
@@ -161,7 +168,9 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, json.dumps(log, indent=2))
-        atomic_torch_save(out.with_suffix(".pt"), algorithm.state_dict())
+        # the selected weights alone (scoring, --weights, --init-from), with the split they know
+        save_snapshot(out.with_suffix(".pt"), Snapshot(learner=algorithm.state_dict(), iterations=best_at,
+                                                       cpu_seconds=log["train_cpu_s"], data=trained_on))
     return log
 
 

@@ -29,7 +29,7 @@ import torch
 from metaloop.config import build, load_config
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
-from metaloop.engine.snapshot import Snapshot, read_snapshot, save_snapshot
+from metaloop.engine.snapshot import Snapshot, check_split, read_snapshot, save_snapshot
 from metaloop.engine.transfer import load_matching
 from metaloop.evaluate import evaluate
 
@@ -78,8 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = build.build_optimizer(config, algo.parameters())
     scheduler = build.build_scheduler(config, optimizer)
     done, cpu_used = 0, 0.0
+    t = config.tasks
+    trained_on = {"dataset": t.dataset, "split": t.split} if t.dataset else None  # checked on reuse
     if (args.resume or args.eval_only) and ckpt.exists():
         snap = read_snapshot(ckpt)
+        check_split(snap, config.tasks.dataset, config.tasks.split, str(ckpt))
         algo.load_state_dict(snap.learner)
         optimizer.load_state_dict(snap.optimizer)
         if scheduler is not None and snap.scheduler is not None:
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     init = None
     if args.init_from and done == 0:
         saved = read_snapshot(args.init_from)
+        check_split(saved, config.tasks.dataset, config.tasks.split, args.init_from)
         report = load_matching(algo, saved.selected_state())
         init = {"init_from": args.init_from, "init_iterations": saved.info()["iterations"],
                 "init_cpu_s": saved.cpu_seconds, "fresh": report.shape_mismatch}
@@ -134,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
             continue
         sched_state = None if scheduler is None else scheduler.state_dict()
         save_snapshot(ckpt, Snapshot(learner=algo.state_dict(), iterations=done, cpu_seconds=cpu_used,
-                                     optimizer=optimizer.state_dict(), scheduler=sched_state))
+                                     optimizer=optimizer.state_dict(), scheduler=sched_state,
+                                     data=trained_on))
         row = {"preset": name, "iterations": done, "train_cpu_s": round(cpu_used, 1)}
         if init is not None:
             row.update(init)

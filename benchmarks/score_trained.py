@@ -31,28 +31,31 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing  # noqa:
 from benchmarks.baselines_setup import RESULTS, episode_set, load_splits, log  # noqa: E402
 from metaloop.config import load_config  # noqa: E402
 from metaloop.config.build import build_algorithm, build_model  # noqa: E402
-from metaloop.engine.snapshot import read_snapshot  # noqa: E402
+from metaloop.engine.snapshot import check_split, read_snapshot  # noqa: E402
 from metaloop.evaluate import calibrate, evaluate  # noqa: E402
 from metaloop.io import atomic_write_json  # noqa: E402
 
 
 def build_learner(preset: str, overrides: list[str] | None = None):
-    """``(algorithm, name, shots, ways it was trained with)`` for an engine preset or a pair config."""
+    """``(algorithm, name, shots, ways it was trained with, Omniglot split it is scored on)`` for an
+    engine preset (its own split) or a pair config (Vinyals: Lake-trained Siamese nets never saw
+    the Vinyals test alphabets, which are evaluation alphabets)."""
     from benchmarks.repro_metric import is_pair_config, siamese_from_config
 
     if is_pair_config(preset):  # Siamese verification training: no episodes, no shots
         import yaml
 
         cfg = yaml.safe_load(Path(preset).read_text())
-        return siamese_from_config(cfg), cfg["algorithm"], None, None
+        return siamese_from_config(cfg), cfg["algorithm"], None, None, "vinyals"
     config = load_config(preset, list(overrides or []))
     algo = build_algorithm(config, build_model(config))
-    return algo, config.algorithm.name, config.tasks.shots, config.tasks.ways
+    return algo, config.algorithm.name, config.tasks.shots, config.tasks.ways, config.tasks.split
 
 
 def load_learner(preset: str, weights: Path, overrides: list[str] | None = None):
-    algo, name, shots, ways = build_learner(preset, overrides)
+    algo, name, shots, ways, split = build_learner(preset, overrides)
     snapshot = read_snapshot(weights)  # any layout our training commands write
+    check_split(snapshot, "omniglot", split, str(weights))
     state, info = snapshot.selected_state(), snapshot.info()
     # FastConv4 (repro_metric's training view) stores the Conv4 under ``conv4.``: match names with
     # that segment dropped on both sides, so either kind of checkpoint fits either kind of learner
@@ -62,7 +65,7 @@ def load_learner(preset: str, weights: Path, overrides: list[str] | None = None)
     if missing or unexpected:
         raise ValueError(f"{weights} does not fit preset {preset!r}: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
-    return (name, shots, ways), algo, info
+    return (name, shots, ways, split), algo, info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                     "a name=... override also names the result file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    (algo_name, trained_shots, trained_ways), algo, info = load_learner(args.preset, args.weights,
-                                                                        args.overrides)
+    (algo_name, trained_shots, trained_ways, split), algo, info = load_learner(args.preset, args.weights,
+                                                                               args.overrides)
     names = [o.split("=", 1)[1] for o in args.overrides if o.startswith("name=")]
     preset_name = names[-1] if names else Path(args.preset).stem
-    splits = load_splits("omniglot", "vinyals", 28, 1)
+    splits = load_splits("omniglot", split, 28, 1)
     spec = {"ways": args.ways, "shots": args.shots, "queries": 15, "seed": 0}
     episodes = episode_set(splits.test, spec, args.episodes)
     label = args.label or algo_name
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                        "fitted_on": f"{args.calibrate} meta-val episodes (seed 1)"}
     record = {
         "preset": {"name": preset_name, "algorithm": algo_name, "label": f"meta-learner: {label}",
-                   "dataset": "omniglot", "split": "vinyals", "ways": args.ways, "shots": args.shots,
+                   "dataset": "omniglot", "split": split, "ways": args.ways, "shots": args.shots,
                    "queries": 15, "episodes": args.episodes, "seed": 0,
                    "trained_with": args.preset, "weights": str(args.weights),
                    **({"overrides": args.overrides} if args.overrides else {})},
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": args.threads,
         **({"calibration": calibration} if calibration else {}),
     }
-    atomic_write_json(RESULTS / f"meta_{preset_name}_{args.ways}w{args.shots}s.json", record)
+    on_split = "" if split == "vinyals" else f"_{split}"  # the shared table is the Vinyals split's
+    atomic_write_json(RESULTS / f"meta_{preset_name}_{args.ways}w{args.shots}s{on_split}.json", record)
     print(f"{label}: {result.summary()}")
     if calibration:
         print(f"  temperature {calibration['temperature']:.3f} ({calibration['fitted_on']}): ECE "

@@ -27,6 +27,9 @@ class Snapshot:
 
     ``extra`` holds what only one script needs to resume exactly (its RNG state, its log).
     ``iterations`` and ``cpu_seconds`` are None when the file does not say (plain weights).
+    ``data`` names the dataset and class split it was trained on (``{"dataset", "split"}``), so
+    that :func:`check_split` can refuse to score or continue it on another split, whose test
+    classes may be its training classes.
     """
 
     learner: dict
@@ -37,6 +40,7 @@ class Snapshot:
     best_state: dict | None = None
     best_iteration: int | None = None
     extra: dict = field(default_factory=dict)
+    data: dict | None = None
 
     def selected_state(self) -> dict:
         """The state to score or warm-start from: the meta-val-selected one when there is one."""
@@ -47,6 +51,19 @@ class Snapshot:
         selected = self.iterations if self.best_state is None else self.best_iteration
         return {"iterations": selected, "iterations_run": self.iterations,
                 "train_cpu_s": self.cpu_seconds}
+
+
+def check_split(snapshot: Snapshot, dataset: str | None, split: str | None,
+                source: str = "checkpoint") -> None:
+    """Refuse to use weights on a class split other than the one they were trained on."""
+    trained = snapshot.data or {}
+    if trained.get("split") is None or trained.get("dataset") != dataset or trained["split"] == split:
+        return  # unknown, another dataset (transfer), or the same split
+    raise ValueError(
+        f"{source} was trained on {trained.get('dataset')} split {trained['split']!r}, but this run uses "
+        f"split {split!r}: that split's test classes can be this learner's training classes. Pass "
+        f"--set tasks.split={trained['split']} (the split it was trained on)"
+    )
 
 
 def save_snapshot(path: str | os.PathLike, snapshot: Snapshot) -> Path:

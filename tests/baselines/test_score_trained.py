@@ -18,7 +18,7 @@ def test_fastconv4_prefix_is_mapped_and_wrong_weights_are_refused(tmp_path):
     algo = _algo("protonet_omniglot_5w1s")
     state = {k.replace("backbone.", "backbone.conv4."): v + 1 for k, v in algo.state_dict().items()}
     torch.save(state, tmp_path / "p.pt")
-    (_, shots, ways), loaded, _ = load_learner("protonet_omniglot_5w1s", tmp_path / "p.pt")
+    (_, shots, ways, _), loaded, _ = load_learner("protonet_omniglot_5w1s", tmp_path / "p.pt")
     assert (shots, ways) == (1, 60)  # the paper trains 1-shot ProtoNets 60-way
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, algo.state_dict()[k] + 1)
@@ -29,7 +29,7 @@ def test_fastconv4_prefix_is_mapped_and_wrong_weights_are_refused(tmp_path):
 def test_overrides_the_learner_was_trained_with_are_applied(tmp_path):
     algo = _algo("matching_omniglot_20w1s")
     torch.save(algo.state_dict(), tmp_path / "m.pt")
-    (_, _, ways), loaded, _ = load_learner("matching_omniglot_20w1s", tmp_path / "m.pt",
+    (_, _, ways, _), loaded, _ = load_learner("matching_omniglot_20w1s", tmp_path / "m.pt",
                                            ["algorithm.scale=10.0"])
     assert ways == 20 and loaded.scale == 10.0
     assert load_learner("matching_omniglot_20w1s", tmp_path / "m.pt")[1].scale == 1.0

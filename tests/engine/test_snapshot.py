@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from metaloop.engine.snapshot import FORMAT, Snapshot, read_snapshot, save_snapshot
+from metaloop.engine.snapshot import FORMAT, Snapshot, check_split, read_snapshot, save_snapshot
 
 
 def _state(value=1.0):
@@ -141,3 +141,13 @@ def test_what_is_not_a_checkpoint_is_named(tmp_path):
     torch.save({"format": "metaloop-snapshot/9", "learner": {}}, tmp_path / "newer.pt")
     with pytest.raises(ValueError, match="written by a newer metaloop"):
         read_snapshot(tmp_path / "newer.pt")
+
+
+def test_weights_are_refused_on_another_split_of_the_same_dataset():
+    snap = Snapshot(learner=_state(), data={"dataset": "omniglot", "split": "vinyals"})
+    check_split(snap, "omniglot", "vinyals")  # the split it was trained on
+    check_split(snap, "mini_imagenet", "ravi")  # another dataset: a transfer, not a leak
+    check_split(Snapshot(learner=_state()), "omniglot", "reptile")  # unknown: the caller's word
+    with pytest.raises(ValueError, match=r"trained on omniglot split 'vinyals', but this run uses split "
+                                         r"'reptile'.*--set tasks.split=vinyals"):
+        check_split(snap, "omniglot", "reptile", "w.pt")
