@@ -110,3 +110,18 @@ def test_reptile_split_is_the_reptile_codes_character_split(real_data, session_c
     assert reptile_character_order(all_chars) == listed
     assert list(splits.test.class_names) == listed[1200:]
     assert list(splits.val.class_names) == listed[1100:1200]
+
+
+def test_split_pairs_declared_disjoint_share_no_test_character(real_data, session_cache):
+    """metaloop.engine.snapshot.DISJOINT_TEST lets weights of one split be scored on another's test
+    set; that is only sound if none of those test characters was seen in training or validation."""
+    from metaloop.engine.snapshot import DISJOINT_TEST
+
+    def chars(ds):
+        return {"/".join(n.split("/")[:2]) for n in ds.class_names}
+
+    for dataset, trained, scored in DISJOINT_TEST:
+        assert dataset == "omniglot"
+        seen = load_omniglot(real_data / "omniglot", 28, split=trained, cache_dir=session_cache)
+        test = load_omniglot(real_data / "omniglot", 28, split=scored, cache_dir=session_cache).test
+        assert not (chars(seen.train) | chars(seen.val)) & chars(test), (trained, scored)

@@ -148,6 +148,10 @@ def test_weights_are_refused_on_another_split_of_the_same_dataset():
     check_split(snap, "omniglot", "vinyals")  # the split it was trained on
     check_split(snap, "mini_imagenet", "ravi")  # another dataset: a transfer, not a leak
     check_split(Snapshot(learner=_state()), "omniglot", "reptile")  # unknown: the caller's word
+    lake = Snapshot(learner=_state(), data={"dataset": "omniglot", "split": "lake"})
+    check_split(lake, "omniglot", "vinyals")  # Siamese nets on the shared table: disjoint test classes
+    with pytest.raises(ValueError, match="split 'lake'"):
+        check_split(lake, "omniglot", "reptile")
     with pytest.raises(ValueError, match=r"trained on omniglot split 'vinyals', but this run uses split "
                                          r"'reptile'.*--set tasks.split=vinyals"):
         check_split(snap, "omniglot", "reptile", "w.pt")
