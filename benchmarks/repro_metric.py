@@ -41,7 +41,7 @@ import yaml
 
 from metaloop.config import build, load_config
 from metaloop.engine.run import seed_everything
-from metaloop.engine.snapshot import Snapshot, check_split, read_snapshot, save_snapshot
+from metaloop.engine.snapshot import Snapshot, check_split, data_of, read_snapshot, save_snapshot
 from metaloop.io import atomic_write_text
 from metaloop.metric.fast_eval import evaluate_embedded
 from metaloop.nets.conv4 import Conv4
@@ -99,7 +99,7 @@ def plan_from_preset(preset: str, overrides: list[str], use_fast: bool, precisio
     name = config.name if precision == "fp32" else f"{config.name}_{precision}"
     return Plan(name, algo, opt, sched, loss, build.meta_val_episodes(config, sources), tr.val_every,
                 tr.iterations, tr.seed, {key: (test_set, paper)},
-                {"dataset": config.tasks.dataset, "split": config.tasks.split})
+                data_of(config.tasks))
 
 
 def siamese_from_config(cfg: dict):
@@ -181,8 +181,7 @@ def warm_start(algo: torch.nn.Module, weights: Path, data: dict | None = None) -
     from metaloop.engine.transfer import load_matching
 
     saved = read_snapshot(weights)
-    if data:
-        check_split(saved, data["dataset"], data["split"], str(weights))
+    check_split(saved, data, str(weights))
     state, info = saved.selected_state(), saved.info()
     # FastConv4 stores the Conv4 under ``conv4.``: match names with that segment dropped on both sides
     own = {k.replace(".conv4.", "."): k for k in algo.state_dict()}
@@ -235,8 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     best_state = None
     if args.resume and ckpt_path.exists():
         snap = read_snapshot(ckpt_path)
-        if plan.data:
-            check_split(snap, plan.data["dataset"], plan.data["split"], str(ckpt_path))
+        check_split(snap, plan.data, str(ckpt_path))
         algo.load_state_dict(snap.learner)
         opt.load_state_dict(snap.optimizer)
         sched.load_state_dict(snap.scheduler)

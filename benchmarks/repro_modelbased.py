@@ -34,7 +34,7 @@ from metaloop.config import build, load_config
 from metaloop.engine.checkpoint import capture_rng, restore_rng
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
-from metaloop.engine.snapshot import Snapshot, check_split, read_snapshot, save_snapshot
+from metaloop.engine.snapshot import Snapshot, check_split, data_of, read_snapshot, save_snapshot
 from metaloop.engine.transfer import load_matching
 from metaloop.evaluate import evaluate
 from metaloop.io import atomic_write_text
@@ -58,15 +58,15 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
     val = build.meta_val_episodes(config, sources)
     test = build.meta_test_episodes(config, sources)
     algorithm = build.build_algorithm(config, build.build_model(config))
-    trained_on = {"dataset": config.tasks.dataset, "split": config.tasks.split}
+    trained_on = data_of(config.tasks)
     if weights is not None:  # continue from (or, with --iterations 0, only score) saved weights
         saved = read_snapshot(weights)
-        check_split(saved, trained_on["dataset"], trained_on["split"], str(weights))
+        check_split(saved, trained_on, str(weights))
         algorithm.load_state_dict(saved.selected_state())
     transfer = None
     if init_from is not None:  # e.g. 5-way weights into the 20-way learner: all but the head
         snapshot = read_snapshot(init_from)  # any layout our scripts write
-        check_split(snapshot, trained_on["dataset"], trained_on["split"], str(init_from))
+        check_split(snapshot, trained_on, str(init_from))
         saved = snapshot.selected_state()
         widen = getattr(algorithm, "widen_state", None)  # MANN, SNAIL: keep what fits across ways
         narrower = "output.weight" in saved and len(saved["output.weight"]) < getattr(algorithm, "ways", 0)
@@ -92,7 +92,7 @@ def run(config, minutes: float, iterations: int | None, out: Path | None, weight
             raise SystemExit("--resume needs --out (the run's checkpoint is <out>.ckpt)")
         if ckpt.exists():
             saved = read_snapshot(ckpt)
-            check_split(saved, trained_on["dataset"], trained_on["split"], str(ckpt))
+            check_split(saved, trained_on, str(ckpt))
             algorithm.load_state_dict(saved.learner)
             optimizer.load_state_dict(saved.optimizer)
             if scheduler is not None and saved.scheduler is not None:

@@ -29,7 +29,7 @@ import torch
 from metaloop.config import build, load_config
 from metaloop.engine.loop import meta_train
 from metaloop.engine.run import seed_everything
-from metaloop.engine.snapshot import Snapshot, check_split, read_snapshot, save_snapshot
+from metaloop.engine.snapshot import Snapshot, check_split, data_of, read_snapshot, save_snapshot
 from metaloop.engine.transfer import load_matching
 from metaloop.evaluate import evaluate
 
@@ -78,11 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = build.build_optimizer(config, algo.parameters())
     scheduler = build.build_scheduler(config, optimizer)
     done, cpu_used = 0, 0.0
-    t = config.tasks
-    trained_on = {"dataset": t.dataset, "split": t.split} if t.dataset else None  # checked on reuse
+    trained_on = data_of(config.tasks)  # recorded in checkpoints, checked when they are reused
     if (args.resume or args.eval_only) and ckpt.exists():
         snap = read_snapshot(ckpt)
-        check_split(snap, config.tasks.dataset, config.tasks.split, str(ckpt))
+        check_split(snap, trained_on, str(ckpt))
         algo.load_state_dict(snap.learner)
         optimizer.load_state_dict(snap.optimizer)
         if scheduler is not None and snap.scheduler is not None:
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     init = None
     if args.init_from and done == 0:
         saved = read_snapshot(args.init_from)
-        check_split(saved, config.tasks.dataset, config.tasks.split, args.init_from)
+        check_split(saved, trained_on, args.init_from)
         report = load_matching(algo, saved.selected_state())
         init = {"init_from": args.init_from, "init_iterations": saved.info()["iterations"],
                 "init_cpu_s": saved.cpu_seconds, "fresh": report.shape_mismatch}

@@ -55,7 +55,7 @@ def build_learner(preset: str, overrides: list[str] | None = None):
 def load_learner(preset: str, weights: Path, overrides: list[str] | None = None):
     algo, name, shots, ways, split = build_learner(preset, overrides)
     snapshot = read_snapshot(weights)  # any layout our training commands write
-    check_split(snapshot, "omniglot", split, str(weights))
+    check_split(snapshot, {"dataset": "omniglot", "split": split}, str(weights))
     state, info = snapshot.selected_state(), snapshot.info()
     # FastConv4 (repro_metric's training view) stores the Conv4 under ``conv4.``: match names with
     # that segment dropped on both sides, so either kind of checkpoint fits either kind of learner

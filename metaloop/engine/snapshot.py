@@ -57,12 +57,20 @@ class Snapshot:
                 "train_cpu_s": self.cpu_seconds}
 
 
-def check_split(snapshot: Snapshot, dataset: str | None, split: str | None,
-                source: str = "checkpoint") -> None:
-    """Refuse to use weights on a class split other than the one they were trained on."""
+def data_of(tasks) -> dict | None:
+    """What :attr:`Snapshot.data` records for a run's ``tasks`` config (None without a dataset)."""
+    return {"dataset": tasks.dataset, "split": tasks.split} if tasks.dataset else None
+
+
+def check_split(snapshot: Snapshot, data: dict | None, source: str = "checkpoint") -> None:
+    """Refuse to use weights on a class split other than the one they were trained on. ``data`` is
+    the current run's record (as :func:`data_of`); None (no dataset) checks nothing."""
     trained = snapshot.data or {}
-    if trained.get("split") is None or trained.get("dataset") != dataset or trained["split"] == split:
-        return  # unknown, another dataset (transfer), or the same split
+    if data is None or trained.get("split") is None:
+        return  # nothing to compare
+    dataset, split = data["dataset"], data["split"]
+    if trained.get("dataset") != dataset or trained["split"] == split:
+        return  # another dataset (a transfer), or the same split
     if (dataset, trained["split"], split) in DISJOINT_TEST:
         return
     raise ValueError(

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from metaloop.engine.snapshot import FORMAT, Snapshot, check_split, read_snapshot, save_snapshot
+from metaloop.engine.snapshot import FORMAT, Snapshot, check_split, data_of, read_snapshot, save_snapshot
 
 
 def _state(value=1.0):
@@ -145,13 +145,30 @@ def test_what_is_not_a_checkpoint_is_named(tmp_path):
 
 def test_weights_are_refused_on_another_split_of_the_same_dataset():
     snap = Snapshot(learner=_state(), data={"dataset": "omniglot", "split": "vinyals"})
-    check_split(snap, "omniglot", "vinyals")  # the split it was trained on
-    check_split(snap, "mini_imagenet", "ravi")  # another dataset: a transfer, not a leak
-    check_split(Snapshot(learner=_state()), "omniglot", "reptile")  # unknown: the caller's word
+    check_split(snap, {"dataset": "omniglot", "split": "vinyals"})  # the split it was trained on
+    check_split(
+        snap, {"dataset": "mini_imagenet", "split": "ravi"}
+    )  # another dataset: a transfer, not a leak
+    check_split(
+        Snapshot(learner=_state()), {"dataset": "omniglot", "split": "reptile"}
+    )  # unknown: the caller's word
+    check_split(snap, None)  # a run without a dataset (regression) has nothing to compare
     lake = Snapshot(learner=_state(), data={"dataset": "omniglot", "split": "lake"})
-    check_split(lake, "omniglot", "vinyals")  # Siamese nets on the shared table: disjoint test classes
+    check_split(
+        lake, {"dataset": "omniglot", "split": "vinyals"}
+    )  # Siamese nets on the shared table: disjoint test classes
     with pytest.raises(ValueError, match="split 'lake'"):
-        check_split(lake, "omniglot", "reptile")
-    with pytest.raises(ValueError, match=r"trained on omniglot split 'vinyals', but this run uses split "
-                                         r"'reptile'.*--set tasks.split=vinyals"):
-        check_split(snap, "omniglot", "reptile", "w.pt")
+        check_split(lake, {"dataset": "omniglot", "split": "reptile"})
+    with pytest.raises(
+        ValueError,
+        match=r"trained on omniglot split 'vinyals', but this run uses split "
+        r"'reptile'.*--set tasks.split=vinyals",
+    ):
+        check_split(snap, {"dataset": "omniglot", "split": "reptile"}, "w.pt")
+
+
+def test_data_of_a_tasks_config():
+    from metaloop.config import load_config
+
+    assert data_of(load_config("maml_omniglot_5w1s").tasks) == {"dataset": "omniglot", "split": "reptile"}
+    assert data_of(load_config("maml_sinusoid").tasks) is None  # regression: no classes to leak
