@@ -56,11 +56,15 @@ def build_tasks(config: RunConfig) -> TaskSources:
     t = config.tasks
     ways, shots, queries = config.evaluation.shape(t)
     if t.family is not None:
+        if t.augment:
+            raise ConfigError(f"tasks.augment: image augmentation needs a dataset, not the {t.family} "
+                              "family; remove tasks.augment")
         family = FAMILIES[t.family]()
         train = RegressionSampler(family, t.shots, t.queries, noise_std=t.noise_std)
         test = RegressionSampler(family, shots, queries, noise_std=t.noise_std)
         return TaskSources(train, test, test, "regression")
     import metaloop.data as data
+    from metaloop.tasks.augment import augmentation
     from metaloop.tasks.sampler import FewShotSampler
 
     name, takes_split = LOADERS[t.dataset]
@@ -69,8 +73,15 @@ def build_tasks(config: RunConfig) -> TaskSources:
         raise ConfigError(f"tasks.dataset: {t.dataset} needs metaloop.data.{name}, missing in this install")
     args = {"image_size": t.image_size, **({"split": t.split} if takes_split else {}), **t.data_args}
     check_kwargs("tasks.data_args", loader, args, skip=1)
+    try:
+        augment = augmentation(t.augment)
+    except ValueError as error:
+        raise ConfigError(f"tasks.augment: {error}") from None
+    if t.augment.get("shift", 0) >= t.image_size:
+        raise ConfigError(f"tasks.augment: shift {t.augment['shift']} moves {t.image_size}-pixel images off "
+                          f"the frame; use a shift < {t.image_size} (1-3 pixels is usual)")
     splits = loader(t.root, **args)
-    return TaskSources(FewShotSampler(splits.train, t.ways, t.shots, t.queries),
+    return TaskSources(augment(FewShotSampler(splits.train, t.ways, t.shots, t.queries)),
                        FewShotSampler(splits.val, ways, shots, queries),
                        FewShotSampler(splits.test, ways, shots, queries), "classification")
 

@@ -42,6 +42,8 @@ class TasksConfig:
     queries: int = _f(15, min=1)
     noise_std: float = _f(0.0, min=0.0, doc="Gaussian target noise (regression)")
     data_args: dict = _f({}, doc="extra dataset loader arguments (e.g. rotations, resample)")
+    augment: dict = _f({}, doc="meta-training image augmentation: {shift: k} translates each image by up "
+                               "to k pixels (metaloop.tasks.augment); meta-val / meta-test never are")
 
 
 @dataclass

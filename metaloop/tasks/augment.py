@@ -1,4 +1,5 @@
-"""Class augmentation by rotation (Santoro et al. 2016; Vinyals et al. 2016, Sec. 4.1.1).
+"""Augmentation: classes by rotation (Santoro et al. 2016; Vinyals et al. 2016, Sec. 4.1.1), and
+meta-training images by random translation (:func:`random_shift`, :class:`ShiftedTasks`).
 
 Rotating every Omniglot character by 90, 180 and 270 degrees and calling each rotation a *new class*
 quadruples the classes (1,623 → 6,492); the Vinyals split files name these classes
@@ -14,11 +15,15 @@ classes alike; we do not copy that.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from metaloop.data.base import ClassDataset
+from metaloop.tasks.episode import Episode, EpisodeBatch
 
 
 def rotation_suffix(angle: int) -> str:
@@ -69,3 +74,74 @@ def rotate_classes(
     return ClassDataset(
         data=rotated[order], targets=targets[order], class_names=names, name=name or dataset.name
     )
+
+
+def random_shift(images: Tensor, max_shift: int, generator: torch.Generator | None = None) -> Tensor:
+    """Each image ``[..., C, H, W]`` translated by its own integer offset in ``[-max_shift, max_shift]``
+    per axis; the edge pixels are repeated into the uncovered border (right for either polarity of
+    Omniglot's background, and for natural images). Offsets come from ``generator``, so a seeded task
+    stream stays reproducible and a resumed run sees the same augmented episodes."""
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"random_shift: max_shift must be an int >= 0, got {max_shift!r}")
+    if images.dim() < 3:
+        raise ValueError(f"random_shift: expected images [..., C, H, W], got shape {tuple(images.shape)}")
+    *lead, channels, height, width = images.shape
+    if max_shift >= min(height, width):
+        raise ValueError(
+            f"random_shift: max_shift {max_shift} would move {height}x{width} images off the frame; "
+            f"use max_shift < {min(height, width)}"
+        )
+    if max_shift == 0:
+        return images
+    flat = images.reshape(-1, channels, height, width)
+    n = len(flat)
+    padded = F.pad(flat, (max_shift,) * 4, mode="replicate")
+    # an offset o in [0, 2s] crops the padded image at o: the content moves by s - o pixels
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator).to(images.device)
+    rows = offsets[0, :, None] + torch.arange(height, device=images.device)
+    cols = offsets[1, :, None] + torch.arange(width, device=images.device)
+    picked = padded[torch.arange(n, device=images.device)[:, None, None, None],
+                    torch.arange(channels, device=images.device)[None, :, None, None],
+                    rows[:, None, :, None], cols[:, None, None, :]]
+    return picked.reshape(images.shape)
+
+
+class ShiftedTasks:
+    """A task source whose meta-training images are randomly translated (``tasks.augment: {shift: k}``).
+
+    Why: episodic learners that see each training character thousands of times (SNAIL, MAML) can
+    memorise the pixels of the meta-train classes; small translations keep the classes and add
+    variety. Only meta-training is augmented, never the fixed meta-val / meta-test episodes. The
+    offsets are drawn from the task stream's generator, after the episodes themselves.
+    """
+
+    def __init__(self, source, max_shift: int) -> None:
+        if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 1:
+            raise ValueError(f"shift must be an int >= 1 (pixels), got {max_shift!r}")
+        self.source, self.max_shift = source, max_shift
+
+    def __repr__(self) -> str:
+        return f"ShiftedTasks({self.source!r}, max_shift={self.max_shift})"
+
+    def sample_batch(self, n: int, generator: torch.Generator | None = None) -> EpisodeBatch:
+        batch = self.source.sample_batch(n, generator)
+        return dataclasses.replace(batch, support_x=random_shift(batch.support_x, self.max_shift, generator),
+                                   query_x=random_shift(batch.query_x, self.max_shift, generator))
+
+    def sample(self, generator: torch.Generator | None = None) -> Episode:
+        return self.sample_batch(1, generator)[0]
+
+
+def augmentation(spec: dict) -> Callable:
+    """The ``tasks.augment`` mapping as a function ``source -> source``; checked before any data loads."""
+    unknown = set(spec) - {"shift"}
+    if unknown:
+        raise ValueError(
+            f"unknown augmentation {sorted(unknown)[0]!r}; the one available is shift "
+            "(e.g. tasks.augment={shift: 2}: translate meta-training images by up to 2 pixels)"
+        )
+    shift = spec.get("shift", 0)
+    if shift == 0 and not isinstance(shift, bool):
+        return lambda source: source
+    ShiftedTasks(None, shift)  # validates
+    return lambda source: ShiftedTasks(source, shift)

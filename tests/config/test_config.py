@@ -182,6 +182,19 @@ def test_dataset_tasks_use_the_loader_and_evaluation_shape(monkeypatch):
     with pytest.raises(ConfigError, match="tasks.data_args.rotate: unknown argument; allowed: image_size, "
                                           "split, rotations"):
         build.build_tasks(config)
+    config.tasks.data_args, config.evaluation.queries = {}, 15
+    config.tasks.augment = {"shift": 1}  # meta-training only: the fixed evaluation episodes stay plain
+    sources = build.build_tasks(config)
+    assert sources.train.max_shift == 1 and sources.train.source.ways == 10
+    assert isinstance(sources.val, type(sources.train.source)) and len(calls) == 2
+    for augment, message in [({"shift": 4}, "tasks.augment: shift 4 moves 4-pixel images off the frame"),
+                             ({"flip": 1}, "tasks.augment: unknown augmentation 'flip'")]:
+        config.tasks.augment = augment
+        with pytest.raises(ConfigError, match=message):
+            build.build_tasks(config)
+    assert len(calls) == 2  # refused before loading any data
+    with pytest.raises(ConfigError, match="tasks.augment: image augmentation needs a dataset"):
+        build.build_tasks(config_from_dict(with_("tasks.augment", "{shift: 1}")))
 
 
 def test_model_init_maml_tf_is_cbfinns_truncated_normal():
