@@ -38,6 +38,7 @@ from metaloop.algorithms.mann import MANN  # noqa: E402
 from metaloop.data.base import ClassDataset  # noqa: E402
 from metaloop.data.cache import sha256_file  # noqa: E402
 from metaloop.data.features import embed_dataset, feature_dim, same_episodes  # noqa: E402
+from metaloop.engine.checkpoint import capture_rng, restore_rng  # noqa: E402
 from metaloop.engine.snapshot import Snapshot, read_snapshot, save_snapshot  # noqa: E402
 from metaloop.evaluate import evaluate  # noqa: E402
 from metaloop.io import atomic_torch_save, atomic_write_json  # noqa: E402
@@ -132,24 +133,29 @@ def main(argv: list[str] | None = None) -> int:
     state_path, log_path = args.out / f"{name}.pt", args.out / f"{name}_curve.jsonl"
     learner = build(args.learner, feature_dim(train), args.key_strength)
     opt = torch.optim.Adam(learner.parameters(), args.lr)
-    first, cpu_before, best, best_at = 0, 0.0, (-1.0, None), None
+    sampler = FewShotSampler(train, WAYS, args.train_shots, args.train_queries)
+    val_set = EpisodeSet.generate(FewShotSampler(val, WAYS, SHOTS, args.train_queries), 200, seed=1)
+    g = torch.Generator().manual_seed(args.seed)  # the task stream
+    first, cpu_before, best_acc, best_state, best_at = 0, 0.0, -1.0, None, None
     if args.resume or args.eval_only:
         snap = read_snapshot(state_path)
         learner.load_state_dict(snap.learner)
         opt.load_state_dict(snap.optimizer)
-        first, cpu_before, best = snap.iterations, snap.cpu_seconds, (snap.extra["best_acc"], snap.best_state)
-        best_at = snap.best_iteration
+        first, cpu_before, best_acc = snap.iterations, snap.cpu_seconds, snap.extra["best_acc"]
+        best_state, best_at = snap.best_state, snap.best_iteration
+        if "generator" in snap.extra:  # where the task stream and the global RNGs stood: bit-exact
+            g.set_state(snap.extra["generator"])
+            restore_rng(snap.extra["rng"], torch.device("cpu"))
+        else:  # written before session 16: resumable, not bit-identical to an unbroken run
+            g.manual_seed(args.seed + first)
     if args.eval_only:
         args.iterations = first
-    sampler = FewShotSampler(train, WAYS, args.train_shots, args.train_queries)
-    val_set = EpisodeSet.generate(FewShotSampler(val, WAYS, SHOTS, args.train_queries), 200, seed=1)
-    g = torch.Generator().manual_seed(args.seed + first)
     cpu0 = time.process_time() - cpu_before
     curve = open(log_path, "a" if args.resume or args.eval_only else "w")
     wall0, done = time.time(), first
     for it in range(first + 1, args.iterations + 1):
         out_of_time = args.minutes is not None and time.time() - wall0 > 60 * args.minutes
-        if out_of_time and best[1] is not None:
+        if out_of_time and best_state is not None:
             break
         done = it
         learner.train()
@@ -161,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         if it % args.every == 0 or it == args.iterations or out_of_time:
             learner.eval()
             acc = evaluate(learner, val_set).mean
-            if acc > best[0]:
-                best = (acc, {k: v.detach().clone() for k, v in learner.state_dict().items()})
-                best_at = it
+            if acc > best_acc:
+                best_acc, best_at = acc, it
+                best_state = {k: v.detach().clone() for k, v in learner.state_dict().items()}
             row = {"iteration": it, "loss": loss.item(), "val_accuracy": acc,
                    "cpu_s": time.process_time() - cpu0}
             curve.write(json.dumps(row) + "\n")
@@ -171,10 +177,12 @@ def main(argv: list[str] | None = None) -> int:
             log(json.dumps(row))
             save_snapshot(state_path, Snapshot(
                 learner=learner.state_dict(), iterations=it, cpu_seconds=row["cpu_s"],
-                optimizer=opt.state_dict(), best_state=best[1], best_iteration=best_at,
-                extra={"best_acc": best[0]}))
+                optimizer=opt.state_dict(), best_state=best_state, best_iteration=best_at,
+                extra={"best_acc": best_acc, "generator": g.get_state(),
+                       "rng": capture_rng(torch.device("cpu"))}))
     train_cpu = time.process_time() - cpu0
-    learner.load_state_dict(best[1])
+    curve.close()
+    learner.load_state_dict(best_state)
     learner.eval()
     episodes = same_episodes(
         episode_set(image_test, {"ways": WAYS, "shots": SHOTS, "queries": QUERIES, "seed": 0}, args.episodes),
@@ -191,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "learner": name, "protocol": "frozen ProtoNet Conv-4 embedding, standardised; 5-way 1-shot",
         "iterations": done, "meta_batch": args.meta_batch, "lr": args.lr,
         "train_shots": args.train_shots, "train_queries": args.train_queries,
-        "best_val_accuracy": best[0], "train_cpu_s": train_cpu, "test_cpu_s": test_cpu,
+        "best_val_accuracy": best_acc, "train_cpu_s": train_cpu, "test_cpu_s": test_cpu,
         "result": result.to_dict(), "encoder": info, "instance_accuracy": instances,
         "instance_episodes": args.instance_episodes if instances else None,
         "command": "python benchmarks/repro_frozen.py "
