@@ -85,7 +85,7 @@ def random_shift(images: Tensor, max_shift: int, generator: torch.Generator | No
         raise ValueError(f"random_shift: max_shift must be an int >= 0, got {max_shift!r}")
     if images.dim() < 3:
         raise ValueError(f"random_shift: expected images [..., C, H, W], got shape {tuple(images.shape)}")
-    *lead, channels, height, width = images.shape
+    channels, height, width = images.shape[-3:]
     if max_shift >= min(height, width):
         raise ValueError(
             f"random_shift: max_shift {max_shift} would move {height}x{width} images off the frame; "
@@ -116,9 +116,7 @@ class ShiftedTasks:
     """
 
     def __init__(self, source, max_shift: int) -> None:
-        if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 1:
-            raise ValueError(f"shift must be an int >= 1 (pixels), got {max_shift!r}")
-        self.source, self.max_shift = source, max_shift
+        self.source, self.max_shift = source, _pixels(max_shift)
 
     def __repr__(self) -> str:
         return f"ShiftedTasks({self.source!r}, max_shift={self.max_shift})"
@@ -143,5 +141,11 @@ def augmentation(spec: dict) -> Callable:
     shift = spec.get("shift", 0)
     if shift == 0 and not isinstance(shift, bool):
         return lambda source: source
-    ShiftedTasks(None, shift)  # validates
+    shift = _pixels(shift)
     return lambda source: ShiftedTasks(source, shift)
+
+
+def _pixels(shift: object) -> int:
+    if isinstance(shift, bool) or not isinstance(shift, int) or shift < 1:
+        raise ValueError(f"shift must be an int >= 1 (pixels), got {shift!r}")
+    return shift
