@@ -74,12 +74,9 @@ def build_tasks(config: RunConfig) -> TaskSources:
     args = {"image_size": t.image_size, **({"split": t.split} if takes_split else {}), **t.data_args}
     check_kwargs("tasks.data_args", loader, args, skip=1)
     try:
-        augment = augmentation(t.augment)
+        augment = augmentation(t.augment, t.image_size)
     except ValueError as error:
         raise ConfigError(f"tasks.augment: {error}") from None
-    if t.augment.get("shift", 0) >= t.image_size:
-        raise ConfigError(f"tasks.augment: shift {t.augment['shift']} moves {t.image_size}-pixel images off "
-                          f"the frame; use a shift < {t.image_size} (1-3 pixels is usual)")
     splits = loader(t.root, **args)
     return TaskSources(augment(FewShotSampler(splits.train, t.ways, t.shots, t.queries)),
                        FewShotSampler(splits.val, ways, shots, queries),

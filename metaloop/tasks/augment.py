@@ -130,8 +130,9 @@ class ShiftedTasks:
         return self.sample_batch(1, generator)[0]
 
 
-def augmentation(spec: dict) -> Callable:
-    """The ``tasks.augment`` mapping as a function ``source -> source``; checked before any data loads."""
+def augmentation(spec: dict, image_size: int | None = None) -> Callable:
+    """The ``tasks.augment`` mapping as a function ``source -> source``; checked (against
+    ``image_size`` when given) before any data loads."""
     unknown = set(spec) - {"shift"}
     if unknown:
         raise ValueError(
@@ -142,6 +143,9 @@ def augmentation(spec: dict) -> Callable:
     if shift == 0 and not isinstance(shift, bool):
         return lambda source: source
     shift = _pixels(shift)
+    if image_size is not None and shift >= image_size:
+        raise ValueError(f"shift {shift} moves {image_size}-pixel images off the frame; use a shift < "
+                         f"{image_size} (1-3 pixels is usual)")
     return lambda source: ShiftedTasks(source, shift)
 
 
